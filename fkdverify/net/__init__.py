@@ -1,0 +1,1 @@
+"""Network representation, ONNX import, evaluation and the product network."""
