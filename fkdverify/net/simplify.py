@@ -62,8 +62,9 @@ def fold_affine(net: Network) -> Network:
             if isinstance(prev.layer, Scale):
                 s, lay = prev.layer, node.layer
                 w = lay.weight * s.mul[None, :]
-                new[src - 1] = replace(node, layer=Linear(w, lay.weight @ s.add + lay.bias),
-                                       inputs=prev.inputs)
+                new[src - 1] = replace(
+                    node, layer=Linear(w, lay.weight @ s.add + lay.bias), inputs=prev.inputs
+                )
                 remap[old_id] = src
                 continue
         new.append(node)

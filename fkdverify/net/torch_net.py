@@ -73,7 +73,9 @@ class TorchNet(torch.nn.Module):
             return x
         if isinstance(lay, Permute):
             shp = self.net.shape_of(node.inputs[0])
-            return x.reshape(-1, *shp).permute(0, *(p + 1 for p in lay.perm)).reshape(x.shape[0], -1)
+            return (
+                x.reshape(-1, *shp).permute(0, *(p + 1 for p in lay.perm)).reshape(x.shape[0], -1)
+            )
         if isinstance(lay, Add):
             return ins[0] + ins[1]
         if isinstance(lay, Concat):

@@ -1,0 +1,383 @@
+"""One point through the stages of DESIGN.md section 3: attack -> bounds -> exact MILP.
+
+Agreement with MILP: first each network's robustness at class c, one feasibility MILP per
+class j that the bounds leave open (small models, no variables for stable neurons); if
+both are robust the pair agrees; if exactly one is robust, the other's counterexample is a
+disagreement; otherwise the one-hot joint MILP over the product network decides. Every MILP
+asks with a margin tau: ``z_j - z_c >= -tau`` infeasible proves ``z_j < z_c`` beyond the
+solver's tolerances; a feasible point is only a candidate until the referee confirms it."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .attack import GAP_SIGNS, AttackOptions, attack_disagreement, attack_gap
+from .bounds import Bounds, network_bounds, spec_bounds
+from .errors import InputError, SolverRefused, SoundnessError
+from .milp.backends import solve
+from .milp.model import Solution, Status
+from .milp.properties import disagreement, margin_extreme, margin_violation, pair_index, pair_matrix
+from .net.graph import Network
+from .net.product import product
+from .net.torch_net import TorchNet
+from .recheck import Referee
+from .results import AGREE, DISAGREE, FAITHFUL, UNFAITHFUL, UNKNOWN, Result
+from .softmax import confidence_bounds
+
+PROPERTIES = ("faithful", "agreement", "gap")
+METHODS = ("attack", "ibp", "crown", "milp")
+
+
+@dataclass(frozen=True)
+class CertifyOptions:
+    eps: float
+    delta: float = 0.1
+    prop: str = "faithful"
+    method: str = "milp"
+    solver: str = "highs"
+    timeout: float = 60.0
+    gap_sign: str = "teacher-minus-student"
+    tol: float = 1e-3
+    tau: float = 1e-4  # proof margin on logit differences (>> solver feasibility tolerance)
+    strict: float = 1e-3  # margin asked of a candidate counterexample
+    lo: float = 0.0  # input domain D
+    hi: float = 1.0
+    attack: AttackOptions = field(default_factory=AttackOptions)
+
+    def __post_init__(self):
+        if not self.eps >= 0:
+            raise InputError(f"--eps must be >= 0, got {self.eps}")
+        if not self.delta >= 0:
+            raise InputError(f"--delta must be >= 0, got {self.delta}")
+        if not self.timeout > 0:
+            raise InputError(f"--timeout must be > 0 seconds, got {self.timeout}")
+        if self.prop not in PROPERTIES:
+            raise InputError(f"--property must be one of {', '.join(PROPERTIES)}")
+        if self.method not in METHODS:
+            raise InputError(f"--method must be one of {', '.join(METHODS)}")
+        if self.gap_sign not in GAP_SIGNS:
+            raise InputError(f"--gap-sign must be one of {', '.join(GAP_SIGNS)}")
+
+
+@dataclass
+class _State:
+    """What one point has established so far (mutable only inside ``certify_point``)."""
+
+    agreement: str = UNKNOWN
+    gap_lo: float = float("nan")
+    gap_hi: float = float("nan")
+    gap_method: str = ""
+    cex: np.ndarray | None = None
+    t_attack: float = 0.0
+    t_bounds: float = 0.0
+    t_milp: float = 0.0
+    n_unstable: int = -1
+    notes: list = field(default_factory=list)
+    solver_used: str = ""
+
+
+class PairContext:
+    """The pair's networks, product, torch modules and referee: built once per worker."""
+
+    def __init__(self, teacher: Network, student: Network, t_path: str, s_path: str):
+        self.teacher, self.student = teacher, student
+        self.k = teacher.n_classes
+        pm = pair_matrix(self.k)
+        z = np.zeros_like(pm)
+        head = np.block([[pm, z], [z, pm]])  # all pairwise logit differences of both nets
+        self.product, self.t_out, self.s_out = product(teacher, student, head)
+        self.off = len(teacher.nodes)
+        self.tnet, self.snet = TorchNet(teacher), TorchNet(student)
+        self.referee = Referee(t_path, s_path, teacher, student)
+
+
+def _split(bounds: Bounds, off: int) -> tuple[Bounds, Bounds]:
+    bt = {v: b for v, b in bounds.pre.items() if v <= off}
+    bs = {v - off: b for v, b in bounds.pre.items() if v > off}
+    return Bounds(bt, bounds.method), Bounds(bs, bounds.method)
+
+
+def _candidates(pair_ub: np.ndarray, k: int, t: float) -> list[int]:
+    """Classes that could be the strict-by-t argmax somewhere in the box."""
+    return [
+        a for a in range(k) if all(pair_ub[pair_index(k, a, b)] >= t for b in range(k) if b != a)
+    ]
+
+
+class _Solver:
+    """Runs MILPs for one point under its deadline; Gurobi refusals fall back to HiGHS."""
+
+    def __init__(self, name: str, deadline: float, st: _State):
+        self.name, self.deadline, self.st = name, deadline, st
+
+    def left(self) -> float:
+        return self.deadline - time.perf_counter()
+
+    def __call__(self, model) -> Solution | None:
+        if self.left() <= 0.05:
+            return None
+        t0 = time.perf_counter()
+        try:
+            sol = solve(self.name, model, self.left())
+        except SolverRefused as e:
+            self.st.notes.append(f"{e}; fell back to HiGHS")
+            self.name = "highs"
+            sol = solve("highs", model, self.left())
+        self.st.t_milp += time.perf_counter() - t0
+        self.st.solver_used = self.name
+        return sol
+
+
+def certify_point(ctx: PairContext, x0: np.ndarray, cls: int, opts: CertifyOptions, index=0):
+    """Decide one point. x0: flat input (n,); cls: the class c. Returns (Result fields dict, cex)."""
+    t_start = time.perf_counter()
+    deadline = t_start + opts.timeout
+    st = _State()
+    lo = np.clip(x0 - opts.eps, opts.lo, opts.hi)
+    hi = np.clip(x0 + opts.eps, opts.lo, opts.hi)
+    want_agree = opts.prop in ("faithful", "agreement")
+    want_gap = opts.prop in ("faithful", "gap")
+    ref = ctx.referee
+
+    # 1. attack --------------------------------------------------------------------------
+    t0 = time.perf_counter()
+    if want_agree:
+        for cand in attack_disagreement(ctx.tnet, ctx.snet, x0, lo, hi, cls, ctx.k, opts.attack)[
+            :5
+        ]:
+            if ref.disagreement(cand, lo, hi):
+                st.agreement, st.cex = DISAGREE, np.clip(cand, lo, hi)
+                break
+    if want_gap:
+        xg, _ = attack_gap(ctx.tnet, ctx.snet, x0, lo, hi, cls, opts.gap_sign, opts.attack)
+        for x in (xg, x0):
+            g = ref.gap(x, lo, hi, cls, opts.gap_sign)
+            if g is not None and not g <= st.gap_lo:
+                st.gap_lo = g
+    st.t_attack = time.perf_counter() - t0
+
+    # 2. bounds --------------------------------------------------------------------------
+    if opts.method != "attack":
+        t0 = time.perf_counter()
+        bmethod = "ibp" if opts.method == "ibp" else "crown"
+        pb = network_bounds(ctx.product, lo, hi, bmethod)
+        lb, ub = spec_bounds(ctx.product, lo, hi, pb, np.eye(2 * len(pair_matrix(ctx.k))))
+        npair = len(pair_matrix(ctx.k))
+        ub_t, ub_s = ub[:npair], ub[npair:]
+        bt, bs = _split(pb, ctx.off)
+        st.n_unstable = pb.n_unstable()
+        st.t_bounds = time.perf_counter() - t0
+        cand_t = _candidates(ub_t, ctx.k, -opts.tau)
+        cand_s = _candidates(ub_s, ctx.k, -opts.tau)
+        if want_agree and len(cand_t) == 1 and cand_t == cand_s:
+            if st.agreement == DISAGREE:
+                raise SoundnessError(f"point {index}: bounds prove agreement, attack disagrees")
+            st.agreement = AGREE
+        if want_gap:
+            st.gap_hi = _decoupled_gap(ub_t, ub_s, cls, ctx.k, opts.gap_sign)
+            st.gap_method = f"decoupled-{bmethod}"
+
+        # 3. MILP ------------------------------------------------------------------------
+        if opts.method == "milp":
+            run = _Solver(opts.solver, deadline, st)
+            if want_agree and st.agreement == UNKNOWN:
+                _milp_agreement(ctx, run, st, bt, bs, lo, hi, cls, ub_t, ub_s, cand_t, opts)
+            if want_gap and _gap_open(st, opts):
+                _milp_gap(ctx, run, st, bt, bs, lo, hi, cls, ub_t, ub_s, opts)
+            if run.left() <= 0.05:
+                st.notes.append("time limit")
+
+    if st.gap_lo > st.gap_hi:
+        raise SoundnessError(f"point {index}: gap lower {st.gap_lo} > upper {st.gap_hi}")
+    return _finish(ctx, st, x0, cls, opts, index, t_start)
+
+
+def _gap_open(st: _State, opts: CertifyOptions) -> bool:
+    if opts.prop == "gap":
+        return not st.gap_hi - st.gap_lo <= opts.tol
+    # faithful: open unless already decided by the gap or by a disagreement
+    return st.agreement != DISAGREE and not (st.gap_hi <= opts.delta or st.gap_lo > opts.delta)
+
+
+def _margins(ub_pairs: np.ndarray, c: int, k: int):
+    """(lower, upper) of m_j = z_c - z_j for j != c from the pairwise upper bounds."""
+    others = [j for j in range(k) if j != c]
+    up = np.array([ub_pairs[pair_index(k, c, j)] for j in others])
+    low = np.array([-ub_pairs[pair_index(k, j, c)] for j in others])
+    return low, up
+
+
+def _decoupled_gap(ub_t, ub_s, c, k, sign) -> float:
+    tl, tu = _margins(ub_t, c, k)
+    sl, su = _margins(ub_s, c, k)
+    return _gap_from_margins(tl, tu, sl, su, sign)
+
+
+def _gap_from_margins(tl, tu, sl, su, sign) -> float:
+    pt_lo, pt_hi = confidence_bounds(tl, tu)
+    ps_lo, ps_hi = confidence_bounds(sl, su)
+    up = pt_hi - ps_lo
+    if sign == "student-minus-teacher":
+        up = ps_hi - pt_lo
+    elif sign == "abs":
+        up = max(pt_hi - ps_lo, ps_hi - pt_lo)
+    return float(min(up, 1.0))
+
+
+def _robust(ctx, run, st, net, b, lo, hi, c, cand, opts):
+    """(status, witness): 'robust' | 'not' (with a point where net's strict argmax != c) |
+    'unknown'. One feasibility MILP per class j the bounds leave open."""
+    status = "robust"
+    for j in cand:
+        if j == c:
+            continue
+        model, xid = margin_violation(net, b, lo, hi, c, j, -opts.tau)
+        sol = run(model)
+        if sol is None:
+            return "unknown", None
+        if sol.status == Status.INFEASIBLE:
+            continue
+        if sol.status == Status.OPTIMAL:
+            x = sol.x[xid]
+            picks = ref_pick(ctx, x, lo, hi, net is ctx.teacher)
+            if picks is not None and picks != c:
+                return "not", np.clip(x, lo, hi)
+            model, xid = margin_violation(net, b, lo, hi, c, j, opts.strict)
+            sol = run(model)
+            if sol is not None and sol.status == Status.OPTIMAL:
+                x = sol.x[xid]
+                picks = ref_pick(ctx, x, lo, hi, net is ctx.teacher)
+                if picks is not None and picks != c:
+                    return "not", np.clip(x, lo, hi)
+        status = "unknown"
+    return status, None
+
+
+def ref_pick(ctx, x, lo, hi, teacher: bool) -> int | None:
+    """The network's confirmed strict argmax at x (both evaluation paths), or None."""
+    from .recheck import _strict_argmax
+
+    x = np.clip(x, lo, hi)
+    (t64, tor), (s64, sor) = ctx.referee.logits(x)
+    a, b = (t64, tor) if teacher else (s64, sor)
+    pa, pb = _strict_argmax(a), _strict_argmax(b)
+    return pa if pa is not None and pa == pb else None
+
+
+def _milp_agreement(ctx, run, st, bt, bs, lo, hi, c, ub_t, ub_s, cand_t, opts):
+    ref = ctx.referee
+    cand_s = _candidates(ub_s, ctx.k, -opts.tau)
+    rt, xt = _robust(ctx, run, st, ctx.teacher, bt, lo, hi, c, cand_t, opts)
+    rs, xs = ("unknown", None)
+    if rt != "unknown":
+        rs, xs = _robust(ctx, run, st, ctx.student, bs, lo, hi, c, cand_s, opts)
+    if rt == "robust" and rs == "robust":
+        st.agreement = AGREE
+        return
+    for x in (xs if rt == "robust" else None, xt if rs == "robust" else None):
+        if x is not None and ref.disagreement(x, lo, hi):
+            st.agreement, st.cex = DISAGREE, x
+            return
+    if rt == "unknown" or rs == "unknown" or run.left() <= 0.05:
+        return
+    # both networks leave class c somewhere: the joint one-hot MILP decides
+    for t in (-opts.tau, opts.strict):
+        ct, cs = _candidates(ub_t, ctx.k, t), _candidates(ub_s, ctx.k, t)
+        model, xid = disagreement(ctx.teacher, ctx.student, bt, bs, lo, hi, ct, cs, ub_t, ub_s, t)
+        sol = run(model)
+        if sol is None:
+            return
+        if sol.status == Status.INFEASIBLE:
+            if t < 0:
+                st.agreement = AGREE
+            else:
+                st.notes.append("only near-ties within the margin: agreement not proven")
+            return
+        if sol.status != Status.OPTIMAL:
+            return
+        x = np.clip(sol.x[xid], lo, hi)
+        if ref.disagreement(x, lo, hi):
+            st.agreement, st.cex = DISAGREE, x
+            return
+
+
+def _milp_gap(ctx, run, st, bt, bs, lo, hi, c, ub_t, ub_s, opts):
+    """Decoupled gap with MILP-tightened margins: the teacher's margins maximised and the
+    student's minimised (default sign); the solver's dual bound is used on a time limit."""
+    tl, tu = _margins(ub_t, c, ctx.k)
+    sl, su = _margins(ub_s, c, ctx.k)
+    others = [j for j in range(ctx.k) if j != c]
+    # the terms exp(-m) that matter most first: smallest margins
+    jobs = []
+    if opts.gap_sign in ("teacher-minus-student", "abs"):
+        jobs += [(tu[i], "t", True, i) for i in range(len(others))]
+        jobs += [(sl[i], "s", False, i) for i in range(len(others))]
+    if opts.gap_sign in ("student-minus-teacher", "abs"):
+        jobs += [(su[i], "s", True, i) for i in range(len(others))]
+        jobs += [(tl[i], "t", False, i) for i in range(len(others))]
+    for _, who, mx, i in sorted(jobs, key=lambda j: j[0]):
+        net, b = (ctx.teacher, bt) if who == "t" else (ctx.student, bs)
+        model, xid = margin_extreme(net, b, lo, hi, c, others[i], maximize=mx)
+        sol = run(model)
+        if sol is None:
+            break
+        if sol.bound is None:
+            continue
+        bound = sol.bound + (1 if mx else -1) * opts.tau  # solver tolerances
+        arr = {("t", True): tu, ("t", False): tl, ("s", True): su, ("s", False): sl}[(who, mx)]
+        arr[i] = min(arr[i], bound) if mx else max(arr[i], bound)
+        if sol.x is not None:
+            g = ctx.referee.gap(sol.x[xid], lo, hi, c, opts.gap_sign)
+            if g is not None and not g <= st.gap_lo:
+                st.gap_lo = g
+        new_hi = _gap_from_margins(tl, tu, sl, su, opts.gap_sign)
+        st.gap_hi = min(st.gap_hi, new_hi)
+        st.gap_method = "decoupled-milp"
+        if not _gap_open(st, opts):
+            break
+
+
+def _finish(ctx, st: _State, x0, cls, opts, index, t_start) -> tuple[dict, np.ndarray | None]:
+    if opts.prop == "gap":
+        faithful = UNKNOWN
+        st.notes.append("agreement not checked (--property gap)")
+    elif st.agreement == DISAGREE or st.gap_lo > opts.delta:
+        faithful = UNFAITHFUL
+    elif st.agreement == AGREE and st.gap_hi <= opts.delta:
+        faithful = FAITHFUL
+    else:
+        faithful = UNKNOWN
+    tp, sp_ = ctx.referee.predictions(x0)
+    fields_ = dict(
+        index=index,
+        cls=cls,
+        teacher_pred=tp,
+        student_pred=sp_,
+        agreement=st.agreement,
+        gap_lower=st.gap_lo,
+        gap_upper=st.gap_hi,
+        faithful=faithful,
+        eps=opts.eps,
+        delta=opts.delta,
+        property=opts.prop,
+        method=opts.method,
+        solver=st.solver_used or (opts.solver if opts.method == "milp" else ""),
+        gap_method=st.gap_method,
+        time_attack_s=st.t_attack,
+        time_bounds_s=st.t_bounds,
+        time_milp_s=st.t_milp,
+        time_total_s=time.perf_counter() - t_start,
+        n_unstable=st.n_unstable,
+        note="; ".join(dict.fromkeys(st.notes)),
+    )
+    return fields_, st.cex
+
+
+def make_result(fields_: dict, label: int, cex_path: str = "") -> Result:
+    return Result(label=label, counterexample=cex_path, **fields_)
+
+
+__all__ = ["CertifyOptions", "PairContext", "certify_point", "make_result", "GAP_SIGNS"]

@@ -1,0 +1,176 @@
+"""Command line: parse, call the API, print, exit code. No logic of its own."""
+
+from __future__ import annotations
+
+import sys
+from statistics import median
+
+import click
+
+from . import __version__
+from .errors import FkdError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="fkdverify")
+def cli():
+    """Check that a distilled student network stays faithful to its teacher around real data."""
+
+
+@cli.command()
+@click.argument("teacher", metavar="TEACHER.onnx")
+@click.argument("student", metavar="STUDENT.onnx")
+@click.option("--eps", type=float, required=True, help="L-inf radius of the ball, pixel space.")
+@click.option(
+    "--dataset", help="mnist | fashion-mnist | cifar10 (default: ONNX metadata or input size)."
+)
+@click.option(
+    "--data-dir", help="Where the dataset lies (else $FKD_DATA_DIR, cache, /usr/share/datasets)."
+)
+@click.option("--n", "n", type=int, default=None, help="Number of test points (default: all).")
+@click.option("--start", type=int, default=0, show_default=True, help="First test index.")
+@click.option("--indices", help="Explicit test indices, e.g. 3,5,10-20 (overrides --n/--start).")
+@click.option(
+    "--class",
+    "class_mode",
+    default="label",
+    show_default=True,
+    help="Class c: the label, or the teacher's prediction at x (label|teacher).",
+)
+@click.option(
+    "--points",
+    default="teacher-correct",
+    show_default=True,
+    help="Which points to decide: teacher-correct | both-correct | all.",
+)
+@click.option(
+    "--property",
+    "prop",
+    default="faithful",
+    show_default=True,
+    help="faithful (agreement + gap) | agreement | gap.",
+)
+@click.option(
+    "--delta",
+    type=float,
+    default=0.1,
+    show_default=True,
+    help="Faithful when agreement holds and the gap bound is <= delta.",
+)
+@click.option(
+    "--gap-sign",
+    default="teacher-minus-student",
+    show_default=True,
+    help="g = p_T^c - p_S^c | student-minus-teacher | abs.",
+)
+@click.option(
+    "--method",
+    default="milp",
+    show_default=True,
+    help="attack (falsify only) | ibp | crown (bounds, incomplete) | milp (exact).",
+)
+@click.option("--solver", default="highs", show_default=True, help="highs | cbc | gurobi | auto.")
+@click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds per point.")
+@click.option(
+    "--tol",
+    type=float,
+    default=1e-3,
+    show_default=True,
+    help="Gap interval width that counts as exact.",
+)
+@click.option("--out", type=click.Path(dir_okay=False), help="CSV file for the results (appended).")
+@click.option("--workers", type=int, default=1, show_default=True, help="Parallel processes.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def certify(teacher, student, eps, dataset, data_dir, n, start, indices, class_mode, points, prop,
+            delta, gap_sign, method, solver, timeout, tol, out, workers, quiet):  # fmt: skip
+    """Attack and certify TEACHER vs STUDENT on test points; one CSV row per point."""
+    from .certify import CertifyOptions
+    from .milp.backends import resolve_solver
+    from .runner import RunConfig, load_data, load_pair, run, select_indices
+
+    opts = CertifyOptions(eps=eps, delta=delta, prop=prop, method=method, gap_sign=gap_sign,
+                          timeout=timeout, tol=tol)  # fmt: skip
+    if method == "milp":
+        opts = CertifyOptions(**{**opts.__dict__, "solver": resolve_solver(solver)})
+    t, _ = load_pair(RunConfig(teacher, student, opts))
+    probe = RunConfig(
+        teacher, student, opts, dataset, data_dir, (), class_mode, points, out, workers
+    )
+    ds = load_data(probe, t)
+    idx = select_indices(len(ds), n, start, indices)
+    cfg = RunConfig(
+        teacher, student, opts, ds.name, data_dir, idx, class_mode, points, out, workers
+    )
+    bar = None
+    if not quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(idx), desc="certify", unit="pt", file=sys.stderr, leave=False)
+
+    def tick(r):
+        if bar:
+            bar.update(1)
+            bar.set_postfix_str(f"#{r.index} {r.agreement}/{r.faithful}")
+
+    try:
+        results = run(cfg, ds, t, tick)
+    finally:
+        if bar:
+            bar.close()
+    click.echo(summary(results))
+    if out:
+        click.echo(f"results: {out}  (configuration: {out}.json)")
+
+
+def summary(results) -> str:
+    """Counts per verdict and times, as a small table."""
+    decided = [r for r in results if not r.note.startswith("skipped")]
+    lines = [f"points: {len(results)} ({len(results) - len(decided)} skipped)"]
+    for col in ("agreement", "faithful"):
+        counts: dict[str, int] = {}
+        for r in decided:
+            counts[getattr(r, col)] = counts.get(getattr(r, col), 0) + 1
+        lines.append(f"{col:10s} " + "  ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
+    if decided:
+        times = [r.time_total_s for r in decided]
+        lines.append(f"time/point median {median(times):.2f} s, max {max(times):.2f} s")
+    return "\n".join(lines)
+
+
+@cli.command()
+@click.argument("model", metavar="MODEL.onnx")
+def info(model):
+    """Show how fkdverify reads an ONNX network."""
+    from .net.onnx_import import import_onnx
+
+    net = import_onnx(model)
+    click.echo(f"input shape {net.input_shape}, {net.n_classes} outputs, {net.n_relus()} ReLUs")
+    for i, node in enumerate(net.nodes):
+        click.echo(f"  {i + 1:3d} {type(node.layer).__name__:8s} <- {node.inputs} {node.shape}")
+    for note in net.notes:
+        click.echo(f"note: {note}")
+    for k, v in net.meta.items():
+        click.echo(f"meta {k}: {v}")
+
+
+def main(argv=None) -> int:
+    """Entry point: FkdError and usage errors become one line on stderr and an exit code."""
+    try:
+        cli.main(args=argv, standalone_mode=False)
+    except FkdError as e:
+        click.echo(f"error: {e}", err=True)
+        return e.exit_code
+    except click.exceptions.Abort:
+        click.echo("interrupted: rows already written are kept", err=True)
+        return 130
+    except KeyboardInterrupt:
+        click.echo("interrupted: rows already written are kept", err=True)
+        return 130
+    except click.ClickException as e:
+        click.echo(f"error: {e.format_message()}", err=True)
+        return e.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

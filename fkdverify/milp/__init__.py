@@ -1,0 +1,1 @@
+"""Solver-neutral MILP model, network encoder, property formulations and back-ends."""

@@ -1,0 +1,103 @@
+"""HiGHS back-end (highspy): the default, open-source, in-process solver."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import numpy as np
+
+from ...errors import SolverError
+from ..model import MilpModel, Solution, Status
+
+NAME = "highs"
+FEAS_TOL = 1e-6  # mip_feasibility_tolerance we set
+
+
+def check() -> None:
+    try:
+        import highspy  # noqa: F401
+    except ImportError:
+        raise SolverError("HiGHS is not installed: pip install highspy") from None
+
+
+def version() -> str:
+    h = _new_highs()
+    return f"{h.versionMajor()}.{h.versionMinor()}.{h.versionPatch()}"
+
+
+_banner_done = False
+
+
+def _new_highs():
+    """A Highs instance; the first construction prints a banner to fd 1, which we swallow."""
+    global _banner_done
+    import highspy
+
+    if _banner_done:
+        return highspy.Highs()
+    _banner_done = True
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            return highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def solve(m: MilpModel, time_limit: float, threads: int = 1) -> Solution:
+    import highspy
+
+    t0 = time.perf_counter()
+    h = _new_highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("time_limit", max(float(time_limit), 0.01))
+    h.setOptionValue("threads", int(threads))
+    h.setOptionValue("mip_feasibility_tolerance", FEAS_TOL)
+    h.setOptionValue("random_seed", 0)
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = m.n_vars, m.n_rows
+    lp.col_cost_ = m.c
+    lp.offset_ = m.c0
+    lp.col_lower_, lp.col_upper_ = m.lb, m.ub
+    lp.row_lower_, lp.row_upper_ = m.row_lo, m.row_hi
+    lp.sense_ = highspy.ObjSense.kMaximize if m.maximize else highspy.ObjSense.kMinimize
+    A = m.A.tocsc()
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = A.indptr
+    lp.a_matrix_.index_ = A.indices
+    lp.a_matrix_.value_ = A.data
+    lp.a_matrix_.num_col_, lp.a_matrix_.num_row_ = m.n_vars, m.n_rows
+    if m.integer.any():
+        lp.integrality_ = [
+            highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous
+            for i in m.integer
+        ]
+    if h.passModel(lp) == highspy.HighsStatus.kError:
+        raise SolverError("HiGHS rejected the model (internal encoding error)")
+    h.run()
+    ms = h.getModelStatus()
+    info = h.getInfo()
+    has_sol = info.primal_solution_status == 2  # kSolutionStatusFeasible
+    x = np.array(h.getSolution().col_value) if has_sol else None
+    obj = info.objective_function_value if has_sol else None
+    if m.integer.any():
+        bound = info.mip_dual_bound
+    else:
+        bound = obj if ms == highspy.HighsModelStatus.kOptimal else None
+    M = highspy.HighsModelStatus
+    if ms == M.kOptimal:
+        st = Status.OPTIMAL
+    elif ms == M.kInfeasible:
+        st, bound = Status.INFEASIBLE, None
+    elif ms in (M.kTimeLimit, M.kInterrupt, M.kSolutionLimit, M.kIterationLimit):
+        st = Status.FEASIBLE if has_sol else Status.NO_SOLUTION
+    else:
+        st = Status.ERROR
+    if bound is not None and not np.isfinite(bound):
+        bound = None
+    return Solution(st, obj, bound, x, time.perf_counter() - t0, NAME, str(ms))

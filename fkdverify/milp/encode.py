@@ -1,0 +1,104 @@
+"""Exact MILP encoding of a canonical network over an input box.
+
+Affine layers stay affine expressions over earlier variables (no variables of their own);
+stable ReLUs (from the pre-activation bounds) add nothing; each unstable ReLU adds one
+continuous and one binary variable with the big-M encoding of Tjeng et al. (MIPVerify, 2019):
+y >= 0, y >= z, y <= u d, y <= z - l (1 - d), d in {0, 1}."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+
+from ..bounds import Bounds
+from ..net.graph import Add, Concat, Conv, Linear, Network, Permute, Relu, Reshape, Scale, chw
+from .model import Expr, ModelBuilder
+
+
+def conv_matrix(lay: Conv, in_shape) -> sp.csr_matrix:
+    """The convolution (without bias) as a sparse matrix on flat (C, H, W) vectors."""
+    C, H, W = chw(in_shape)
+    n = C * H * W
+    w = torch.as_tensor(lay.weight, dtype=torch.float64)
+    cols = []
+    for s in range(0, n, 1024):
+        eye = torch.eye(n, dtype=torch.float64)[s : s + 1024].reshape(-1, C, H, W)
+        y = F.conv2d(eye, w, None, lay.stride, lay.padding, lay.dilation, lay.groups)
+        cols.append(sp.csr_matrix(y.reshape(len(eye), -1).numpy()))
+    return sp.vstack(cols).T.tocsr()
+
+
+def encode_network(
+    b: ModelBuilder, net: Network, x: Expr, bounds: Bounds, wanted: tuple[int, ...]
+) -> dict[int, Expr]:
+    """Add ``net`` to the builder on input expression ``x``; return Exprs of ``wanted`` values."""
+    vals: dict[int, Expr] = {0: x}
+    last_use = {}
+    for i, node in enumerate(net.nodes):
+        for v in node.inputs:
+            last_use[v] = i
+    for i, node in enumerate(net.nodes):
+        lay = node.layer
+        e = vals[node.inputs[0]]
+        if isinstance(lay, Linear):
+            out = e.lin(lay.weight, lay.bias, b.n)
+        elif isinstance(lay, Conv):
+            M = conv_matrix(lay, net.shape_of(node.inputs[0]))
+            per = M.shape[0] // len(lay.bias)
+            out = e.lin(M, np.repeat(lay.bias, per), b.n)
+        elif isinstance(lay, Scale):
+            out = e.lin(sp.diags(lay.mul), lay.add, b.n)
+        elif isinstance(lay, Reshape):
+            out = e
+        elif isinstance(lay, Permute):
+            shp = net.shape_of(node.inputs[0])
+            out = e.rows(np.arange(len(e)).reshape(shp).transpose(lay.perm).ravel())
+        elif isinstance(lay, Add):
+            f = vals[node.inputs[1]]
+            out = Expr(e.widen(b.n) + f.widen(b.n), e.k + f.k)
+        elif isinstance(lay, Concat):
+            parts = [vals[v] for v in node.inputs]
+            out = Expr(
+                sp.vstack([p.widen(b.n) for p in parts]), np.concatenate([p.k for p in parts])
+            )
+        elif isinstance(lay, Relu):
+            out = encode_relu(b, e, *bounds.pre[node.inputs[0]])
+        else:
+            raise TypeError(f"no MILP encoding for {type(lay).__name__}")
+        vals[i + 1] = out
+        for v in node.inputs:  # free expressions no later node needs
+            if last_use.get(v) == i and v not in wanted and v != 0:
+                vals.pop(v, None)
+    return {v: vals[v] for v in wanted}
+
+
+def encode_relu(b: ModelBuilder, z: Expr, l: np.ndarray, u: np.ndarray) -> Expr:
+    """y = relu(z) given l <= z <= u: stable neurons are substituted, unstable ones encoded."""
+    unstable = np.flatnonzero((l < 0) & (u > 0))
+    active = np.flatnonzero(l >= 0)
+    n_out = len(z)
+    y = b.add_vars(np.zeros(len(unstable)), u[unstable])
+    d = b.add_vars(np.zeros(len(unstable)), np.ones(len(unstable)), integer=True)
+    zu = z.rows(unstable)
+    Y, D = b.var_expr(y), b.var_expr(d)
+    n = b.n
+    zm = zu.widen(n)
+    lu, uu = l[unstable], u[unstable]
+    b.add_rows(Expr(Y.M - zm, -zu.k), 0.0, np.inf)  # y >= z
+    b.add_rows(Expr(Y.M - sp.diags(uu) @ D.M, np.zeros(len(y))), -np.inf, 0.0)  # y <= u d
+    # y <= z - l (1 - d)  <=>  y - z - l d <= -l
+    b.add_rows(Expr(Y.M - zm - sp.diags(lu) @ D.M, -zu.k), -np.inf, -lu)
+    # output rows: active -> z, unstable -> y, inactive -> 0
+    za = z.rows(active)
+    rows = np.concatenate([active, unstable])
+    M = sp.vstack([za.widen(n), Y.M]).tocsr()
+    k = np.concatenate([za.k, np.zeros(len(unstable))])
+    order = np.full(n_out, -1)
+    order[rows] = np.arange(len(rows))
+    # inactive rows point at an all-zero row appended at the end
+    Mz = sp.vstack([M, sp.csr_matrix((1, n))]).tocsr()
+    kz = np.concatenate([k, [0.0]])
+    perm = np.where(order >= 0, order, len(rows))
+    return Expr(Mz[perm], kz[perm])

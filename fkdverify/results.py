@@ -1,0 +1,104 @@
+"""Result of one point, verdict words, and the CSV schema (defined here and nowhere else)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import platform
+from dataclasses import asdict, dataclass, fields
+
+AGREE, DISAGREE, UNKNOWN = "agree", "disagree", "unknown"
+FAITHFUL, UNFAITHFUL = "faithful", "unfaithful"
+SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class Result:
+    """One test point under one setting. Field order is the CSV column order.
+
+    agreement: agree | disagree | unknown | skipped ; faithful: faithful | unfaithful | unknown |
+    skipped (for ``--property agreement`` it follows agreement alone). gap_lower is g at a
+    re-checked point, gap_upper a sound bound (NaN when not computed)."""
+
+    index: int
+    label: int
+    cls: int
+    teacher_pred: int
+    student_pred: int
+    agreement: str
+    gap_lower: float
+    gap_upper: float
+    faithful: str
+    eps: float
+    delta: float
+    property: str
+    method: str
+    solver: str
+    gap_method: str
+    time_attack_s: float
+    time_bounds_s: float
+    time_milp_s: float
+    time_total_s: float
+    n_unstable: int
+    counterexample: str
+    note: str
+
+
+COLUMNS = tuple(f.name for f in fields(Result))
+
+
+def _fmt(v):
+    if isinstance(v, float):
+        return "nan" if math.isnan(v) else f"{v:.6g}" if abs(v) >= 1e-3 or v == 0 else f"{v:.4e}"
+    return v
+
+
+class CsvWriter:
+    """Appends one row per result and flushes at once, so an interruption loses nothing."""
+
+    def __init__(self, path: str):
+        self.path = path
+        new = not os.path.exists(path) or os.path.getsize(path) == 0
+        self.f = open(path, "a", newline="")
+        self.w = csv.writer(self.f)
+        if new:
+            self.w.writerow(COLUMNS)
+            self.f.flush()
+
+    def write(self, r: Result) -> None:
+        self.w.writerow([_fmt(v) for v in asdict(r).values()])
+        self.f.flush()
+        os.fsync(self.f.fileno())
+
+    def close(self) -> None:
+        self.f.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def versions() -> dict:
+    """Package and solver versions for the JSON sidecar."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version(), "platform": platform.platform()}
+    for pkg in ("fkdverify", "torch", "numpy", "onnx", "onnxruntime", "highspy", "pulp",
+                "gurobipy", "scipy", "click"):  # fmt: skip
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def write_sidecar(csv_path: str, config: dict) -> str:
+    path = csv_path + ".json"
+    with open(path, "w") as f:
+        json.dump({"config": config, "versions": versions(), "columns": COLUMNS}, f, indent=2,
+                  default=str)  # fmt: skip
+    return path
