@@ -3,9 +3,14 @@
 Agreement with MILP: first each network's robustness at class c, one feasibility MILP per
 class j that the bounds leave open (small models, no variables for stable neurons); if
 both are robust the pair agrees; if exactly one is robust, the other's counterexample is a
-disagreement; otherwise the one-hot joint MILP over the product network decides. Every MILP
-asks with a margin tau: ``z_j - z_c >= -tau`` infeasible proves ``z_j < z_c`` beyond the
-solver's tolerances; a feasible point is only a candidate until the referee confirms it."""
+disagreement; otherwise the one-hot joint MILP over the product network (Appendix A) looks
+for a strict disagreement. Every proof MILP asks with a margin tau: ``z_j - z_c >= -tau``
+infeasible proves ``z_j < z_c`` beyond the solver's tolerances; a feasible point is only a
+candidate until the referee confirms it on the original ONNX files.
+
+Why agreement is proven only as robust agreement: if both networks leave c inside the ball and
+still agreed everywhere, their decision boundaries would coincide there, and at those points
+both tie; a proof that tolerates the solver's tolerance cannot exclude such near-ties."""
 
 from __future__ import annotations
 
@@ -13,11 +18,13 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from .attack import GAP_SIGNS, AttackOptions, attack_disagreement, attack_gap
 from .bounds import Bounds, network_bounds, spec_bounds
 from .errors import InputError, SolverRefused, SoundnessError
 from .milp.backends import solve
+from .milp.gap import initial_terms, joint_gap_model, refine, usable
 from .milp.model import Solution, Status
 from .milp.properties import disagreement, margin_extreme, margin_violation, pair_index, pair_matrix
 from .net.graph import Network
@@ -132,7 +139,7 @@ class _Solver:
 
 
 def certify_point(ctx: PairContext, x0: np.ndarray, cls: int, opts: CertifyOptions, index=0):
-    """Decide one point. x0: flat input (n,); cls: the class c. Returns (Result fields dict, cex)."""
+    """Decide one point. x0: flat input (n,); cls: class c. Returns (Result fields, cex)."""
     t_start = time.perf_counter()
     deadline = t_start + opts.timeout
     st = _State()
@@ -283,32 +290,87 @@ def _milp_agreement(ctx, run, st, bt, bs, lo, hi, c, ub_t, ub_s, cand_t, opts):
             return
     if rt == "unknown" or rs == "unknown" or run.left() <= 0.05:
         return
-    # both networks leave class c somewhere: the joint one-hot MILP decides
-    for t in (-opts.tau, opts.strict):
-        ct, cs = _candidates(ub_t, ctx.k, t), _candidates(ub_s, ctx.k, t)
-        model, xid = disagreement(ctx.teacher, ctx.student, bt, bs, lo, hi, ct, cs, ub_t, ub_s, t)
-        sol = run(model)
-        if sol is None:
-            return
-        if sol.status == Status.INFEASIBLE:
-            if t < 0:
-                st.agreement = AGREE
-            else:
-                st.notes.append("only near-ties within the margin: agreement not proven")
-            return
-        if sol.status != Status.OPTIMAL:
-            return
-        x = np.clip(sol.x[xid], lo, hi)
-        if ref.disagreement(x, lo, hi):
-            st.agreement, st.cex = DISAGREE, x
-            return
+    # Both networks leave class c. If they agreed everywhere their decision boundaries would
+    # coincide inside the ball, where both tie: agreement then holds only up to near-ties and
+    # no tolerance-safe proof exists. The joint one-hot MILP looks for a strict disagreement.
+    ct, cs = _candidates(ub_t, ctx.k, opts.strict), _candidates(ub_s, ctx.k, opts.strict)
+    model, xid = disagreement(
+        ctx.teacher, ctx.student, bt, bs, lo, hi, ct, cs, ub_t, ub_s, opts.strict
+    )
+    sol = run(model)
+    if sol is None or sol.status not in (Status.OPTIMAL, Status.INFEASIBLE):
+        return
+    if sol.status == Status.INFEASIBLE:
+        st.notes.append("both networks change class inside the ball; no strict disagreement")
+        return
+    x = np.clip(sol.x[xid], lo, hi)
+    if ref.disagreement(x, lo, hi):
+        st.agreement, st.cex = DISAGREE, x
+
+
+GAP_PAD = 1e-5  # solver tolerances on the gap MILP's objective (probabilities)
 
 
 def _milp_gap(ctx, run, st, bt, bs, lo, hi, c, ub_t, ub_s, opts):
-    """Decoupled gap with MILP-tightened margins: the teacher's margins maximised and the
-    student's minimised (default sign); the solver's dual bound is used on a time limit."""
+    """Tighten Delta_hi: the joint relaxation (Appendix A) over the product, refined around
+    incumbents; then the decoupled bound with MILP-tightened margins; the smaller wins."""
     tl, tu = _margins(ub_t, c, ctx.k)
     sl, su = _margins(ub_s, c, ctx.k)
+    _joint_gap(ctx, run, st, bt, bs, lo, hi, c, (tl, tu, sl, su), opts, rounds=3)
+    if _gap_open(st, opts):
+        _decoupled_milp_gap(ctx, run, st, bt, bs, lo, hi, c, (tl, tu, sl, su), opts)
+
+
+def _joint_gap(ctx, run, st, bt, bs, lo, hi, c, margins, opts, rounds):
+    tl, tu, sl, su = margins
+    sides = []
+    if opts.gap_sign in ("teacher-minus-student", "abs"):
+        sides.append((ctx.teacher, ctx.student, bt, bs, tl, tu, sl, su))
+    if opts.gap_sign in ("student-minus-teacher", "abs"):
+        sides.append((ctx.student, ctx.teacher, bs, bt, sl, su, tl, tu))
+    uppers = []
+    for up, low, bu, bl, ul, uu, ll, lu in sides:
+        terms = initial_terms(ul, uu, ll, lu)
+        if not usable(terms):
+            st.notes.append("joint gap skipped: a margin range is too wide")
+            return
+        best = np.inf
+        for _ in range(rounds):
+            model, xid, ids = joint_gap_model(up, low, bu, bl, lo, hi, c, terms)
+            sol = run(model)
+            if sol is None or sol.bound is None:
+                break
+            best = min(best, sol.bound + GAP_PAD)
+            if sol.x is None:
+                break
+            x = np.clip(sol.x[xid], lo, hi)
+            g = ctx.referee.gap(x, lo, hi, c, opts.gap_sign)
+            if g is not None and not g <= st.gap_lo:
+                st.gap_lo = g
+            if not best - st.gap_lo > opts.tol:
+                break
+            zu = ctx.tnet if up is ctx.teacher else ctx.snet
+            zl = ctx.snet if up is ctx.teacher else ctx.tnet
+            with torch.no_grad():
+                xu = torch.as_tensor(x)[None]
+                mu = _margin_vec(zu(xu)[0].numpy(), c)
+                ml = _margin_vec(zl(xu)[0].numpy(), c)
+            terms = refine(terms, mu, float(np.exp(-ml).sum()))
+        uppers.append(best)
+    if uppers and np.isfinite(max(uppers)):
+        joint = min(max(uppers), 1.0)
+        if joint < st.gap_hi:
+            st.gap_hi, st.gap_method = joint, "joint-milp"
+
+
+def _margin_vec(z: np.ndarray, c: int) -> np.ndarray:
+    return np.array([z[c] - z[j] for j in range(len(z)) if j != c])
+
+
+def _decoupled_milp_gap(ctx, run, st, bt, bs, lo, hi, c, margins, opts):
+    """Decoupled gap with MILP-tightened margins: the teacher's margins maximised and the
+    student's minimised (default sign); the solver's dual bound is used on a time limit."""
+    tl, tu, sl, su = (m.copy() for m in margins)
     others = [j for j in range(ctx.k) if j != c]
     # the terms exp(-m) that matter most first: smallest margins
     jobs = []
@@ -334,8 +396,8 @@ def _milp_gap(ctx, run, st, bt, bs, lo, hi, c, ub_t, ub_s, opts):
             if g is not None and not g <= st.gap_lo:
                 st.gap_lo = g
         new_hi = _gap_from_margins(tl, tu, sl, su, opts.gap_sign)
-        st.gap_hi = min(st.gap_hi, new_hi)
-        st.gap_method = "decoupled-milp"
+        if new_hi < st.gap_hi:
+            st.gap_hi, st.gap_method = new_hi, "decoupled-milp"
         if not _gap_open(st, opts):
             break
 

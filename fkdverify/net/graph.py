@@ -24,7 +24,7 @@ class Linear:
 
 @dataclass(frozen=True, eq=False)
 class Conv:
-    """2-D convolution on a (C, H, W) sample (leading 1s allowed). weight: (C_out, C_in/g, kh, kw)."""
+    """2-D convolution on a (C, H, W) sample; weight (C_out, C_in/groups, kh, kw)."""
 
     weight: np.ndarray
     bias: np.ndarray

@@ -1,5 +1,7 @@
 """Exact algebraic simplification: fold elementwise affine maps (normalisation, BatchNorm,
-bias Adds) into the neighbouring Linear/Conv so that bounds and MILPs see fewer layers."""
+bias Adds) into neighbouring Linear/Conv/Scale nodes so that bounds and MILPs see fewer layers.
+
+A folded Scale node is replaced by a free Reshape, so value ids never change."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from .graph import Conv, Linear, Network, Node, Scale
+from .graph import Conv, Linear, Network, Node, Reshape, Scale
 
 
 def _per_channel(scale: Scale, channels: int) -> tuple[np.ndarray, np.ndarray] | None:
@@ -18,55 +20,59 @@ def _per_channel(scale: Scale, channels: int) -> tuple[np.ndarray, np.ndarray] |
     return None
 
 
-def _fold_after(prev: Node, scale: Scale) -> Node | None:
-    """prev followed by an elementwise affine map -> one node, or None."""
-    lay = prev.layer
+def _then_scale(lay, s: Scale):
+    """The layer ``lay`` followed by the elementwise map ``s``, as one layer (or None)."""
+    if isinstance(lay, Scale):
+        return Scale(lay.mul * s.mul, lay.add * s.mul + s.add)
     if isinstance(lay, Linear):
-        return replace(
-            prev, layer=Linear(scale.mul[:, None] * lay.weight, scale.mul * lay.bias + scale.add)
-        )
+        return Linear(s.mul[:, None] * lay.weight, s.mul * lay.bias + s.add)
     if isinstance(lay, Conv):
-        pc = _per_channel(scale, lay.weight.shape[0])
-        if pc is None:
-            return None
-        m, a = pc
-        return replace(
-            prev,
-            layer=replace(lay, weight=lay.weight * m[:, None, None, None], bias=lay.bias * m + a),
-        )
+        pc = _per_channel(s, lay.weight.shape[0])
+        if pc is not None:
+            m, a = pc
+            return replace(lay, weight=lay.weight * m[:, None, None, None], bias=lay.bias * m + a)
+    return None
+
+
+def _producer(net: Network, v: int, uses: dict) -> int | None:
+    """Walk back from value v through free Reshapes while each value has one consumer."""
+    while v > 0 and len(uses.get(v, ())) == 1 and v != net.output:
+        node = net.nodes[v - 1]
+        if not isinstance(node.layer, Reshape):
+            return v
+        v = node.inputs[0]
+    return None
+
+
+def _fold_once(net: Network) -> Network | None:
+    uses = net.consumers()
+    nodes = list(net.nodes)
+    for i, node in enumerate(nodes):
+        lay = node.layer
+        if isinstance(lay, Scale):
+            p = _producer(net, node.inputs[0], uses)
+            if p is not None:
+                merged = _then_scale(nodes[p - 1].layer, lay)
+                if merged is not None:
+                    nodes[p - 1] = replace(nodes[p - 1], layer=merged)
+                    nodes[i] = Node(Reshape(), node.inputs, node.shape, node.name)
+                    return replace(net, nodes=tuple(nodes))
+        if isinstance(lay, Linear):
+            p = _producer(net, node.inputs[0], uses)
+            if p is not None and isinstance(nodes[p - 1].layer, Scale):
+                s = nodes[p - 1].layer
+                folded = Linear(lay.weight * s.mul[None, :], lay.weight @ s.add + lay.bias)
+                nodes[i] = replace(node, layer=folded)
+                pn = nodes[p - 1]
+                nodes[p - 1] = Node(Reshape(), pn.inputs, pn.shape, pn.name)
+                return replace(net, nodes=tuple(nodes))
     return None
 
 
 def fold_affine(net: Network) -> Network:
-    """Fold Scale nodes into the Linear/Conv before them, and into the Linear after them.
-
-    Only where the intermediate value has a single consumer and is not the output; never a
-    Scale into a following Conv (zero padding would no longer be zero)."""
-    uses = net.consumers()
-    new: list[Node] = []
-    remap = {0: 0}
-    for i, node in enumerate(net.nodes):
-        old_id = i + 1
-        old_in = node.inputs
-        single = len(old_in) == 1 and len(uses.get(old_in[0], [])) == 1 and old_in[0] != net.output
-        node = replace(node, inputs=tuple(remap[v] for v in old_in))
-        src = node.inputs[0] if node.inputs else 0
-        if isinstance(node.layer, Scale) and src > 0 and single:
-            folded = _fold_after(new[src - 1], node.layer)
-            if folded is not None:
-                new[src - 1] = replace(folded, shape=node.shape)
-                remap[old_id] = src
-                continue
-        if isinstance(node.layer, Linear) and src > 0 and single:
-            prev = new[src - 1]
-            if isinstance(prev.layer, Scale):
-                s, lay = prev.layer, node.layer
-                w = lay.weight * s.mul[None, :]
-                new[src - 1] = replace(
-                    node, layer=Linear(w, lay.weight @ s.add + lay.bias), inputs=prev.inputs
-                )
-                remap[old_id] = src
-                continue
-        new.append(node)
-        remap[old_id] = len(new)
-    return replace(net, nodes=tuple(new), output=remap[net.output])
+    """Fold every Scale into the Linear/Conv/Scale before it, or into the Linear after it,
+    where the values in between have a single consumer. Never into a following Conv: its zero
+    padding would no longer be zero."""
+    while (folded := _fold_once(net)) is not None:
+        net = folded
+    return net

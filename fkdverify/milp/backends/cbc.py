@@ -4,6 +4,7 @@ incumbent, so the neutral status is read from ``sol_status`` instead."""
 from __future__ import annotations
 
 import time
+import warnings
 
 import numpy as np
 
@@ -18,7 +19,10 @@ def check() -> None:
         import pulp
     except ImportError:
         raise SolverError("PuLP is not installed: pip install pulp") from None
-    if not pulp.PULP_CBC_CMD(msg=False).available():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ok = pulp.PULP_CBC_CMD(msg=False).available()
+    if not ok:
         raise SolverError("PuLP's bundled CBC binary is not available on this machine")
 
 
@@ -29,6 +33,12 @@ def version() -> str:
 
 
 def solve(m: MilpModel, time_limit: float, threads: int = 1) -> Solution:
+    with warnings.catch_warnings():  # PuLP 3.x announces its 4.0 API on every call
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return _solve(m, time_limit, threads)
+
+
+def _solve(m: MilpModel, time_limit: float, threads: int) -> Solution:
     import pulp
 
     t0 = time.perf_counter()
@@ -56,12 +66,14 @@ def solve(m: MilpModel, time_limit: float, threads: int = 1) -> Solution:
             prob += expr >= float(lo)
         if np.isfinite(hi):
             prob += expr <= float(hi)
-    solver = pulp.PULP_CBC_CMD(msg=False, timeLimit=max(float(time_limit), 1.0), threads=threads)
+    solver = pulp.PULP_CBC_CMD(
+        msg=False, timeLimit=max(float(time_limit), 1.0), threads=threads, gapRel=0.0
+    )
     prob.solve(solver)
     ss = prob.sol_status
     has_sol = ss in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible)
     x = np.array([v.value() if v.value() is not None else 0.0 for v in xs]) if has_sol else None
-    obj = float(pulp.value(prob.objective)) if has_sol else None
+    obj = float(m.c @ x + m.c0) if has_sol else None
     if ss == pulp.LpSolutionOptimal:
         st, bound = Status.OPTIMAL, obj
     elif ss == pulp.LpSolutionInfeasible or prob.status == pulp.LpStatusInfeasible:

@@ -1,0 +1,91 @@
+"""Known answers and soundness of the certify pipeline on tiny pairs (exact truth by grid)."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from fkdverify.certify import CertifyOptions, PairContext, certify_point
+from fkdverify.errors import InputError
+from fkdverify.net.onnx_import import import_onnx
+from fkdverify.net.torch_net import evaluate
+from fkdverify.softmax import confidence
+from tests.builders import random_mlp
+
+
+def ctx_of(t, s):
+    return PairContext(import_onnx(t), import_onnx(s), t, s)
+
+
+def test_robust_agreement_and_gap_known_answer(xor_pair):
+    ctx = ctx_of(*xor_pair)
+    f, cex = certify_point(ctx, np.array([0.9, 0.1]), 0, CertifyOptions(eps=0.1))
+    assert f["agreement"] == "agree" and cex is None
+    assert f["faithful"] == "faithful"  # decoupled bound <= delta = 0.1 already
+    assert f["gap_method"] == "decoupled-crown"
+    # p_T^0 = sigmoid(x0 - x1) < p_S^0 = sigmoid(x0 - x1 + 0.2) everywhere, so g < 0; the
+    # worst gap is where x0 - x1 is largest (1.0): g = s(1.0) - s(1.2). The decoupled bound
+    # cannot see that (teacher's best and student's worst are at different corners); the
+    # joint MILP closes the interval.
+    want = confidence(np.array([1.0])) - confidence(np.array([1.2]))
+    f, _ = certify_point(ctx, np.array([0.9, 0.1]), 0, CertifyOptions(eps=0.1, prop="gap"))
+    assert f["gap_method"] == "joint-milp"
+    assert f["gap_lower"] == pytest.approx(want, abs=1e-9)
+    assert want <= f["gap_upper"] <= want + 1e-3 + 2e-5
+
+
+def test_disagreement_known_answer(xor_pair):
+    ctx = ctx_of(*xor_pair)
+    f, cex = certify_point(ctx, np.array([0.7, 0.3]), 0, CertifyOptions(eps=0.45))
+    assert f["agreement"] == "disagree" and f["faithful"] == "unfaithful"
+    lo, hi = np.clip([0.25, -0.15], 0, 1), np.clip([1.15, 0.75], 0, 1)
+    assert np.all(cex >= lo - 1e-12) and np.all(cex <= hi + 1e-12)
+    assert cex[0] < cex[1] < cex[0] + 0.2  # the disagreement region, exactly
+
+
+def test_bad_options_are_input_errors():
+    with pytest.raises(InputError, match="eps"):
+        CertifyOptions(eps=-0.1)
+    with pytest.raises(InputError, match="method"):
+        CertifyOptions(eps=0.1, method="magic")
+
+
+def grid_truth(t, s, lo, hi, c, n=401):
+    g = np.linspace(0, 1, n)
+    xs = np.array(list(itertools.product(g, g))) * (hi - lo) + lo
+    zt, zs = evaluate(t, xs), evaluate(s, xs)
+    st = np.sort(zt, 1)
+    ss = np.sort(zs, 1)
+    clear = (st[:, -1] - st[:, -2] > 1e-3) & (ss[:, -1] - ss[:, -2] > 1e-3)
+    dis = bool(np.any(clear & (zt.argmax(1) != zs.argmax(1))))
+    def sm(z):
+        e = np.exp(z - z.max(1, keepdims=True))
+        return e / e.sum(1, keepdims=True)
+
+    gap = (sm(zt)[:, c] - sm(zs)[:, c]).max()
+    return dis, gap
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_milp_verdicts_match_grid_truth(tmp_path, seed):
+    """Never 'agree' where the grid shows a clear disagreement; gap bounds sandwich the grid
+    maximum (attack <= MILP <= bound)."""
+    t = random_mlp(tmp_path / "t.onnx", [2, 12, 12, 3], seed=seed, scale=3.0)
+    s = random_mlp(tmp_path / "s.onnx", [2, 10, 3], seed=100 + seed, scale=3.0)
+    ctx = ctx_of(t, s)
+    rng = np.random.default_rng(seed)
+    for eps in (0.05, 0.2):
+        x0 = rng.random(2)
+        c = int(evaluate(ctx.teacher, x0)[0].argmax())
+        f, cex = certify_point(ctx, x0, c, CertifyOptions(eps=eps, prop="faithful", tol=1e-4))
+        lo, hi = np.clip(x0 - eps, 0, 1), np.clip(x0 + eps, 0, 1)
+        dis, gap = grid_truth(ctx.teacher, ctx.student, lo, hi, c)
+        if f["agreement"] == "agree":
+            assert not dis
+        if f["agreement"] == "disagree":
+            zt, zs = evaluate(ctx.teacher, cex)[0], evaluate(ctx.student, cex)[0]
+            assert zt.argmax() != zs.argmax()
+        assert f["gap_lower"] <= gap + 1e-6
+        if not np.isnan(f["gap_upper"]):
+            assert gap <= f["gap_upper"] + 1e-9
+            assert f["gap_lower"] <= f["gap_upper"]
