@@ -50,6 +50,8 @@ class CertifyOptions:
     tol: float = 1e-3
     tau: float = 1e-4  # proof margin on logit differences (>> solver feasibility tolerance)
     strict: float = 1e-3  # margin asked of a candidate counterexample
+    milp_bounds: str = "crown"  # bounds that feed the MILP (big-M, stable neurons, classes)
+    use_attack: bool = True
     lo: float = 0.0  # input domain D
     hi: float = 1.0
     attack: AttackOptions = field(default_factory=AttackOptions)
@@ -65,6 +67,8 @@ class CertifyOptions:
             raise InputError(f"--property must be one of {', '.join(PROPERTIES)}")
         if self.method not in METHODS:
             raise InputError(f"--method must be one of {', '.join(METHODS)}")
+        if self.milp_bounds not in ("ibp", "crown"):
+            raise InputError("--milp-bounds must be ibp or crown")
         if self.gap_sign not in GAP_SIGNS:
             raise InputError(f"--gap-sign must be one of {', '.join(GAP_SIGNS)}")
 
@@ -123,16 +127,18 @@ class _Solver:
     def left(self) -> float:
         return self.deadline - time.perf_counter()
 
-    def __call__(self, model) -> Solution | None:
+    def __call__(self, model, share: float = 1.0, abs_gap: float = 0.0) -> Solution | None:
+        """Solve with ``share`` of the time left (all of it by default)."""
         if self.left() <= 0.05:
             return None
         t0 = time.perf_counter()
+        limit = self.left() * share
         try:
-            sol = solve(self.name, model, self.left())
+            sol = solve(self.name, model, limit, abs_gap=abs_gap)
         except SolverRefused as e:
             self.st.notes.append(f"{e}; fell back to HiGHS")
             self.name = "highs"
-            sol = solve("highs", model, self.left())
+            sol = solve("highs", model, limit, abs_gap=abs_gap)
         self.st.t_milp += time.perf_counter() - t0
         self.st.solver_used = self.name
         return sol
@@ -151,7 +157,7 @@ def certify_point(ctx: PairContext, x0: np.ndarray, cls: int, opts: CertifyOptio
 
     # 1. attack --------------------------------------------------------------------------
     t0 = time.perf_counter()
-    if want_agree:
+    if want_agree and opts.use_attack:
         for cand in attack_disagreement(ctx.tnet, ctx.snet, x0, lo, hi, cls, ctx.k, opts.attack)[
             :5
         ]:
@@ -159,8 +165,12 @@ def certify_point(ctx: PairContext, x0: np.ndarray, cls: int, opts: CertifyOptio
                 st.agreement, st.cex = DISAGREE, np.clip(cand, lo, hi)
                 break
     if want_gap:
-        xg, _ = attack_gap(ctx.tnet, ctx.snet, x0, lo, hi, cls, opts.gap_sign, opts.attack)
-        for x in (xg, x0):
+        xs = [x0]
+        if opts.use_attack:
+            xs.insert(
+                0, attack_gap(ctx.tnet, ctx.snet, x0, lo, hi, cls, opts.gap_sign, opts.attack)[0]
+            )
+        for x in xs:
             g = ref.gap(x, lo, hi, cls, opts.gap_sign)
             if g is not None and not g <= st.gap_lo:
                 st.gap_lo = g
@@ -169,7 +179,7 @@ def certify_point(ctx: PairContext, x0: np.ndarray, cls: int, opts: CertifyOptio
     # 2. bounds --------------------------------------------------------------------------
     if opts.method != "attack":
         t0 = time.perf_counter()
-        bmethod = "ibp" if opts.method == "ibp" else "crown"
+        bmethod = {"ibp": "ibp", "crown": "crown"}.get(opts.method, opts.milp_bounds)
         pb = network_bounds(ctx.product, lo, hi, bmethod)
         lb, ub = spec_bounds(ctx.product, lo, hi, pb, np.eye(2 * len(pair_matrix(ctx.k))))
         npair = len(pair_matrix(ctx.k))
@@ -316,7 +326,7 @@ def _milp_gap(ctx, run, st, bt, bs, lo, hi, c, ub_t, ub_s, opts):
     incumbents; then the decoupled bound with MILP-tightened margins; the smaller wins."""
     tl, tu = _margins(ub_t, c, ctx.k)
     sl, su = _margins(ub_s, c, ctx.k)
-    _joint_gap(ctx, run, st, bt, bs, lo, hi, c, (tl, tu, sl, su), opts, rounds=3)
+    _joint_gap(ctx, run, st, bt, bs, lo, hi, c, (tl, tu, sl, su), opts, rounds=5)
     if _gap_open(st, opts):
         _decoupled_milp_gap(ctx, run, st, bt, bs, lo, hi, c, (tl, tu, sl, su), opts)
 
@@ -336,8 +346,8 @@ def _joint_gap(ctx, run, st, bt, bs, lo, hi, c, margins, opts, rounds):
             return
         best = np.inf
         for _ in range(rounds):
-            model, xid, ids = joint_gap_model(up, low, bu, bl, lo, hi, c, terms)
-            sol = run(model)
+            model, xid, _ = joint_gap_model(up, low, bu, bl, lo, hi, c, terms)
+            sol = run(model, share=0.5 / len(sides), abs_gap=opts.tol / 4)
             if sol is None or sol.bound is None:
                 break
             best = min(best, sol.bound + GAP_PAD)
@@ -355,7 +365,7 @@ def _joint_gap(ctx, run, st, bt, bs, lo, hi, c, margins, opts, rounds):
                 xu = torch.as_tensor(x)[None]
                 mu = _margin_vec(zu(xu)[0].numpy(), c)
                 ml = _margin_vec(zl(xu)[0].numpy(), c)
-            terms = refine(terms, mu, float(np.exp(-ml).sum()))
+            terms = refine(terms, mu, float(np.exp(-ml).sum()), ml, float(np.exp(-mu).sum()))
         uppers.append(best)
     if uppers and np.isfinite(max(uppers)):
         joint = min(max(uppers), 1.0)

@@ -70,6 +70,13 @@ def cli():
     help="attack (falsify only) | ibp | crown (bounds, incomplete) | milp (exact).",
 )
 @click.option("--solver", default="highs", show_default=True, help="highs | cbc | gurobi | auto.")
+@click.option(
+    "--milp-bounds",
+    default="crown",
+    show_default=True,
+    help="Bounds that feed the MILP (big-M values, stable ReLUs): ibp | crown.",
+)
+@click.option("--no-attack", is_flag=True, help="Skip PGD (measure the certifier alone).")
 @click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds per point.")
 @click.option(
     "--tol",
@@ -82,14 +89,16 @@ def cli():
 @click.option("--workers", type=int, default=1, show_default=True, help="Parallel processes.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def certify(teacher, student, eps, dataset, data_dir, n, start, indices, class_mode, points, prop,
-            delta, gap_sign, method, solver, timeout, tol, out, workers, quiet):  # fmt: skip
+            delta, gap_sign, method, solver, milp_bounds, no_attack, timeout, tol, out, workers,
+            quiet):  # fmt: skip
     """Attack and certify TEACHER vs STUDENT on test points; one CSV row per point."""
     from .certify import CertifyOptions
     from .milp.backends import resolve_solver
     from .runner import RunConfig, load_data, load_pair, run, select_indices
 
     opts = CertifyOptions(eps=eps, delta=delta, prop=prop, method=method, gap_sign=gap_sign,
-                          timeout=timeout, tol=tol)  # fmt: skip
+                          timeout=timeout, tol=tol, milp_bounds=milp_bounds,
+                          use_attack=not no_attack)  # fmt: skip
     if method == "milp":
         opts = CertifyOptions(**{**opts.__dict__, "solver": resolve_solver(solver)})
     t, _ = load_pair(RunConfig(teacher, student, opts))

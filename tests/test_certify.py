@@ -58,6 +58,7 @@ def grid_truth(t, s, lo, hi, c, n=401):
     ss = np.sort(zs, 1)
     clear = (st[:, -1] - st[:, -2] > 1e-3) & (ss[:, -1] - ss[:, -2] > 1e-3)
     dis = bool(np.any(clear & (zt.argmax(1) != zs.argmax(1))))
+
     def sm(z):
         e = np.exp(z - z.max(1, keepdims=True))
         return e / e.sum(1, keepdims=True)

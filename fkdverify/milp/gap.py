@@ -4,11 +4,15 @@ For g = p_U^c - p_L^c ("upper" network U pushed up, "lower" network L pushed dow
 p = h(s), h(s) = 1/(1+s), s = sum_j exp(-m_j), m_j = z_c - z_j in [l_j, u_j]:
 
 * U: E_j >= tangents of exp(-m_U^j) (exp is convex: tangents lie below), s_U = sum E_j,
-  q_U <= chord of h over [s_lo, s_hi] (h is convex: it lies below its chord).
-* L: F_j <= chord of exp(-m_L^j) over [l_j, u_j], s_L = sum F_j, r_L >= tangents of h.
+  q_U <= the piecewise-linear interpolation of h on breakpoints over [s_lo, s_hi] (h is convex:
+  it lies below every chord).
+* L: F_j <= the interpolation of exp(-m_L^j) on breakpoints over [l_j, u_j], s_L = sum F_j,
+  r_L >= tangents of h.
 * maximise q_U - r_L. The true values at every input satisfy all rows, so the optimum (or the
   solver's dual bound) is a sound upper bound on g; the optimiser's x is a real input.
-Tangent points are added around each incumbent to tighten the relaxation."""
+With two breakpoints an interpolation is one chord (no binaries); more breakpoints use the
+incremental formulation (binaries y_k with d_{k+1} <= y_k <= d_k). Each refinement adds tangent
+points and breakpoints at the incumbent, so the relaxation tightens where the optimum is."""
 
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ import scipy.sparse as sp
 from ..bounds import Bounds
 from ..net.graph import Network
 from .encode import encode_network
-from .model import Expr, MilpModel
+from .model import Expr, MilpModel, ModelBuilder
 from .properties import diff, encode
 
 MARGIN_RANGE = 30.0  # beyond |m| = 30, exp(-m) spans too many orders for a safe MILP row
@@ -36,6 +40,8 @@ class GapTerms:
     lo_u: np.ndarray
     exp_points: tuple  # per j: tangent points of exp(-m) for the upper network
     h_points: tuple  # tangent points of h for the lower network
+    exp_breaks: tuple  # per j: interpolation breakpoints of exp(-m) for the lower network
+    h_breaks: np.ndarray  # interpolation breakpoints of h for the upper network
 
 
 def usable(t: GapTerms) -> bool:
@@ -52,7 +58,8 @@ def initial_terms(up_l, up_u, lo_l, lo_u) -> GapTerms:
                 for a, b in zip(up_l, up_u, strict=True))  # fmt: skip
     s_lo, s_hi = s_range(lo_l, lo_u)
     hp = tuple(np.unique([s_lo, (s_lo + s_hi) / 2, s_hi]))
-    return GapTerms(up_l, up_u, lo_l, lo_u, pts, hp)
+    eb = tuple(np.array([a, b]) for a, b in zip(lo_l, lo_u, strict=True))
+    return GapTerms(up_l, up_u, lo_l, lo_u, pts, hp, eb, np.array(s_range(up_l, up_u)))
 
 
 def h(s):
@@ -93,17 +100,15 @@ def joint_gap_model(
             # E_j >= e^-p - e^-p (m - p)  <=>  E_j + e^-p m >= e^-p (1 + p)
             ep = float(np.exp(-p))
             b.add_rows(with_margin(mu, {E[i]: 1.0}, ep), ep * (1 + p), np.inf)
-        ml = diff(zl, c, j, n)  # m_L^j
-        a, bb = t.lo_l[i], t.lo_u[i]
-        if bb - a > 1e-9:
-            # F_j <= e^-a + (e^-b - e^-a)/(b - a) (m - a)
-            slope = (np.exp(-bb) - np.exp(-a)) / (bb - a)
-            b.add_rows(with_margin(ml, {F[i]: 1.0}, -slope), -np.inf, np.exp(-a) - slope * a)
+        pl = pwl_upper(b, diff(zl, c, j, n), t.exp_breaks[i], lambda m: np.exp(-m))
+        n = b.n
+        b.add_rows(Expr(row({F[i]: 1.0}).M - pl.widen(n), -pl.k), -np.inf, 0.0)
+    n = b.n
     b.add_rows(row({**{e: 1.0 for e in E}, sU[0]: -1.0}), 0.0, 0.0)
     b.add_rows(row({**{f: 1.0 for f in F}, sL[0]: -1.0}), 0.0, 0.0)
-    if su_hi - su_lo > 1e-12:  # q <= h(s_lo) + slope (s - s_lo)
-        slope = (h(su_hi) - h(su_lo)) / (su_hi - su_lo)
-        b.add_rows(row({q[0]: 1.0, sU[0]: -slope}), -np.inf, h(su_lo) - slope * su_lo)
+    pq = pwl_upper(b, b.var_expr(sU), t.h_breaks, h)
+    n = b.n
+    b.add_rows(Expr(row({q[0]: 1.0}).M - pq.widen(n), -pq.k), -np.inf, 0.0)
     for p in t.h_points:  # r >= h(p) + h'(p) (s - p), h'(p) = -h(p)^2
         d = -(h(p) ** 2)
         b.add_rows(row({r[0]: 1.0, sL[0]: -d}), h(p) - d * p, np.inf)
@@ -111,10 +116,38 @@ def joint_gap_model(
     return model, x, {"E": E, "sL": sL[0], "n_j": n_j}
 
 
-def refine(t: GapTerms, m_up: np.ndarray, s_low: float) -> GapTerms:
-    """Add tangent points at an incumbent's upper-network margins and lower-network s."""
+def pwl_upper(b: ModelBuilder, v: Expr, breaks: np.ndarray, f) -> Expr:
+    """An Expr P with P >= f(v) for every v in [breaks[0], breaks[-1]], f convex: the
+    interpolation of f on the breakpoints (incremental formulation, Dantzig 1960)."""
+    p = np.unique(breaks)
+    fp = f(p)
+    if len(p) < 2 or p[-1] - p[0] < 1e-12:
+        return Expr(sp.csr_matrix((1, b.n)), np.array([float(fp.max())]))
+    K = len(p) - 1
+    d = b.add_vars(np.zeros(K), np.ones(K))
+    if K > 1:
+        y = b.add_vars(np.zeros(K - 1), np.ones(K - 1), integer=True)
+        D, Y = b.var_expr(d).widen(b.n), b.var_expr(y).widen(b.n)
+        b.add_rows(Expr(D[1:] - Y, np.zeros(K - 1)), -np.inf, 0.0)  # d_{k+1} <= y_k
+        b.add_rows(Expr(Y - D[:-1], np.zeros(K - 1)), -np.inf, 0.0)  # y_k <= d_k
+    D = b.var_expr(d).widen(b.n)
+    # v = p_0 + sum_k d_k (p_k - p_{k-1})
+    step = sp.csr_matrix(np.diff(p)[None, :]) @ D
+    b.add_rows(Expr(v.widen(b.n) - step, v.k - p[0]), 0.0, 0.0)
+    return Expr(sp.csr_matrix(np.diff(fp)[None, :]) @ D, np.array([fp[0]]))
+
+
+def refine(t: GapTerms, m_up: np.ndarray, s_low: float, m_low: np.ndarray, s_up: float):
+    """Add tangent points and breakpoints at an incumbent: its upper-network margins m_up and
+    s_up, and its lower-network margins m_low and s_low."""
     pts = tuple(np.unique(np.append(p, np.clip(m, -MARGIN_RANGE, MARGIN_RANGE)))
                 for p, m in zip(t.exp_points, m_up, strict=True))  # fmt: skip
     s_lo, s_hi = s_range(t.lo_l, t.lo_u)
     hp = tuple(np.unique(np.append(t.h_points, np.clip(s_low, s_lo, s_hi))))
-    return GapTerms(t.up_l, t.up_u, t.lo_l, t.lo_u, pts, hp)
+    eb = tuple(
+        np.unique(np.append(br, np.clip(m, a, b_)))
+        for br, m, a, b_ in zip(t.exp_breaks, m_low, t.lo_l, t.lo_u, strict=True)
+    )
+    su_lo, su_hi = s_range(t.up_l, t.up_u)
+    hb = np.unique(np.append(t.h_breaks, np.clip(s_up, su_lo, su_hi)))
+    return GapTerms(t.up_l, t.up_u, t.lo_l, t.lo_u, pts, hp, eb, hb)

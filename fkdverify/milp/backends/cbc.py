@@ -32,13 +32,13 @@ def version() -> str:
     return f"pulp {pulp.__version__}"
 
 
-def solve(m: MilpModel, time_limit: float, threads: int = 1) -> Solution:
+def solve(m: MilpModel, time_limit: float, threads: int = 1, abs_gap: float = 0.0) -> Solution:
     with warnings.catch_warnings():  # PuLP 3.x announces its 4.0 API on every call
         warnings.simplefilter("ignore", DeprecationWarning)
-        return _solve(m, time_limit, threads)
+        return _solve(m, time_limit, threads, abs_gap)
 
 
-def _solve(m: MilpModel, time_limit: float, threads: int) -> Solution:
+def _solve(m: MilpModel, time_limit: float, threads: int, abs_gap: float) -> Solution:
     import pulp
 
     t0 = time.perf_counter()
@@ -67,7 +67,11 @@ def _solve(m: MilpModel, time_limit: float, threads: int) -> Solution:
         if np.isfinite(hi):
             prob += expr <= float(hi)
     solver = pulp.PULP_CBC_CMD(
-        msg=False, timeLimit=max(float(time_limit), 1.0), threads=threads, gapRel=0.0
+        msg=False,
+        timeLimit=max(float(time_limit), 1.0),
+        threads=threads,
+        gapRel=0.0,
+        gapAbs=abs_gap or None,
     )
     prob.solve(solver)
     ss = prob.sol_status
@@ -84,5 +88,7 @@ def _solve(m: MilpModel, time_limit: float, threads: int) -> Solution:
         st, bound = Status.NO_SOLUTION, None
     else:
         st, bound = Status.ERROR, None
+    if st == Status.OPTIMAL and abs_gap > 0:
+        bound = obj + abs_gap if m.maximize else obj - abs_gap  # optimal within abs_gap
     msg = f"{pulp.LpStatus[prob.status]}/{ss}"
     return Solution(st, obj, bound, x, time.perf_counter() - t0, NAME, msg)

@@ -45,7 +45,7 @@ def version() -> str:
     return ".".join(map(str, gp.gurobi.version()))
 
 
-def solve(m: MilpModel, time_limit: float, threads: int = 1) -> Solution:
+def solve(m: MilpModel, time_limit: float, threads: int = 1, abs_gap: float = 0.0) -> Solution:
     import gurobipy as gp
     from gurobipy import GRB
 
@@ -55,6 +55,8 @@ def solve(m: MilpModel, time_limit: float, threads: int = 1) -> Solution:
         model.Params.TimeLimit = max(float(time_limit), 0.01)
         model.Params.Threads = int(threads)
         model.Params.Seed = 0
+        if abs_gap > 0:
+            model.Params.MIPGapAbs = float(abs_gap)
         vtype = np.where(m.integer, GRB.INTEGER, GRB.CONTINUOUS)
         x = model.addMVar(m.n_vars, lb=m.lb, ub=m.ub, vtype=vtype)
         lo_ok, hi_ok = np.isfinite(m.row_lo), np.isfinite(m.row_hi)

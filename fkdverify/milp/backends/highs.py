@@ -49,7 +49,7 @@ def _new_highs():
         os.close(saved)
 
 
-def solve(m: MilpModel, time_limit: float, threads: int = 1) -> Solution:
+def solve(m: MilpModel, time_limit: float, threads: int = 1, abs_gap: float = 0.0) -> Solution:
     import highspy
 
     t0 = time.perf_counter()
@@ -59,6 +59,8 @@ def solve(m: MilpModel, time_limit: float, threads: int = 1) -> Solution:
     h.setOptionValue("threads", int(threads))
     h.setOptionValue("mip_feasibility_tolerance", FEAS_TOL)
     h.setOptionValue("random_seed", 0)
+    if abs_gap > 0:
+        h.setOptionValue("mip_abs_gap", float(abs_gap))
     lp = highspy.HighsLp()
     lp.num_col_, lp.num_row_ = m.n_vars, m.n_rows
     lp.col_cost_ = m.c
