@@ -27,6 +27,7 @@ from .milp.backends import solve
 from .milp.gap import initial_terms, joint_gap_model, refine, usable
 from .milp.model import Solution, Status
 from .milp.properties import disagreement, margin_extreme, margin_violation, pair_index, pair_matrix
+from .milp.tighten import lp_tighten
 from .net.graph import Network
 from .net.product import product
 from .net.torch_net import TorchNet
@@ -52,6 +53,7 @@ class CertifyOptions:
     strict: float = 1e-3  # margin asked of a candidate counterexample
     milp_bounds: str = "crown"  # bounds that feed the MILP (big-M, stable neurons, classes)
     use_attack: bool = True
+    lp_tighten: float = 0.0  # seconds of LP bound tightening before the MILP (0: off)
     lo: float = 0.0  # input domain D
     hi: float = 1.0
     attack: AttackOptions = field(default_factory=AttackOptions)
@@ -181,8 +183,11 @@ def certify_point(ctx: PairContext, x0: np.ndarray, cls: int, opts: CertifyOptio
         t0 = time.perf_counter()
         bmethod = {"ibp": "ibp", "crown": "crown"}.get(opts.method, opts.milp_bounds)
         pb = network_bounds(ctx.product, lo, hi, bmethod)
-        lb, ub = spec_bounds(ctx.product, lo, hi, pb, np.eye(2 * len(pair_matrix(ctx.k))))
+        open_ = want_agree and st.agreement == UNKNOWN
+        if opts.method == "milp" and opts.lp_tighten > 0 and open_:
+            pb, _ = lp_tighten(ctx.product, pb, lo, hi, min(opts.lp_tighten, opts.timeout / 2))
         npair = len(pair_matrix(ctx.k))
+        _, ub = spec_bounds(ctx.product, lo, hi, pb, np.eye(2 * npair))
         ub_t, ub_s = ub[:npair], ub[npair:]
         bt, bs = _split(pb, ctx.off)
         st.n_unstable = pb.n_unstable()

@@ -76,6 +76,13 @@ def cli():
     show_default=True,
     help="Bounds that feed the MILP (big-M values, stable ReLUs): ibp | crown.",
 )
+@click.option(
+    "--lp-tighten",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Seconds of LP bound tightening before the MILP (0: off).",
+)
 @click.option("--no-attack", is_flag=True, help="Skip PGD (measure the certifier alone).")
 @click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds per point.")
 @click.option(
@@ -88,28 +95,26 @@ def cli():
 @click.option("--out", type=click.Path(dir_okay=False), help="CSV file for the results (appended).")
 @click.option("--workers", type=int, default=1, show_default=True, help="Parallel processes.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def certify(teacher, student, eps, dataset, data_dir, n, start, indices, class_mode, points, prop,
-            delta, gap_sign, method, solver, milp_bounds, no_attack, timeout, tol, out, workers,
-            quiet):  # fmt: skip
+def certify(teacher, student, **kw):
     """Attack and certify TEACHER vs STUDENT on test points; one CSV row per point."""
     from .certify import CertifyOptions
     from .milp.backends import resolve_solver
     from .runner import RunConfig, load_data, load_pair, run, select_indices
 
-    opts = CertifyOptions(eps=eps, delta=delta, prop=prop, method=method, gap_sign=gap_sign,
-                          timeout=timeout, tol=tol, milp_bounds=milp_bounds,
-                          use_attack=not no_attack)  # fmt: skip
-    if method == "milp":
-        opts = CertifyOptions(**{**opts.__dict__, "solver": resolve_solver(solver)})
+    solver = resolve_solver(kw["solver"]) if kw["method"] == "milp" else kw["solver"]
+    opts = CertifyOptions(
+        eps=kw["eps"], delta=kw["delta"], prop=kw["prop"], method=kw["method"], solver=solver,
+        gap_sign=kw["gap_sign"], timeout=kw["timeout"], tol=kw["tol"],
+        milp_bounds=kw["milp_bounds"], use_attack=not kw["no_attack"],
+        lp_tighten=kw["lp_tighten"],
+    )  # fmt: skip
     t, _ = load_pair(RunConfig(teacher, student, opts))
-    probe = RunConfig(
-        teacher, student, opts, dataset, data_dir, (), class_mode, points, out, workers
-    )
-    ds = load_data(probe, t)
-    idx = select_indices(len(ds), n, start, indices)
-    cfg = RunConfig(
-        teacher, student, opts, ds.name, data_dir, idx, class_mode, points, out, workers
-    )
+    common = dict(class_mode=kw["class_mode"], points=kw["points"], out=kw["out"],
+                  workers=kw["workers"], data_dir=kw["data_dir"])  # fmt: skip
+    ds = load_data(RunConfig(teacher, student, opts, dataset=kw["dataset"], **common), t)
+    idx = select_indices(len(ds), kw["n"], kw["start"], kw["indices"])
+    cfg = RunConfig(teacher, student, opts, dataset=ds.name, indices=idx, **common)
+    quiet, out = kw["quiet"], kw["out"]
     bar = None
     if not quiet:
         from tqdm import tqdm

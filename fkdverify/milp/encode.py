@@ -31,15 +31,24 @@ def conv_matrix(lay: Conv, in_shape) -> sp.csr_matrix:
 
 
 def encode_network(
-    b: ModelBuilder, net: Network, x: Expr, bounds: Bounds, wanted: tuple[int, ...]
+    b: ModelBuilder,
+    net: Network,
+    x: Expr,
+    bounds: Bounds,
+    wanted: tuple[int, ...],
+    relax: bool = False,
 ) -> dict[int, Expr]:
-    """Add ``net`` to the builder on input expression ``x``; return Exprs of ``wanted`` values."""
+    """Add ``net`` to the builder on input expression ``x``; return Exprs of ``wanted`` values.
+
+    Only the nodes up to the last wanted value are encoded. ``relax`` makes the ReLU binaries
+    continuous in [0, 1]: the LP (triangle) relaxation."""
     vals: dict[int, Expr] = {0: x}
     last_use = {}
-    for i, node in enumerate(net.nodes):
+    upto = max(wanted)
+    for i, node in enumerate(net.nodes[:upto]):
         for v in node.inputs:
             last_use[v] = i
-    for i, node in enumerate(net.nodes):
+    for i, node in enumerate(net.nodes[:upto]):
         lay = node.layer
         e = vals[node.inputs[0]]
         if isinstance(lay, Linear):
@@ -64,7 +73,7 @@ def encode_network(
                 sp.vstack([p.widen(b.n) for p in parts]), np.concatenate([p.k for p in parts])
             )
         elif isinstance(lay, Relu):
-            out = encode_relu(b, e, *bounds.pre[node.inputs[0]])
+            out = encode_relu(b, e, *bounds.pre[node.inputs[0]], integer=not relax)
         else:
             raise TypeError(f"no MILP encoding for {type(lay).__name__}")
         vals[i + 1] = out
@@ -74,13 +83,15 @@ def encode_network(
     return {v: vals[v] for v in wanted}
 
 
-def encode_relu(b: ModelBuilder, z: Expr, l: np.ndarray, u: np.ndarray) -> Expr:
+def encode_relu(
+    b: ModelBuilder, z: Expr, l: np.ndarray, u: np.ndarray, integer: bool = True
+) -> Expr:
     """y = relu(z) given l <= z <= u: stable neurons are substituted, unstable ones encoded."""
     unstable = np.flatnonzero((l < 0) & (u > 0))
     active = np.flatnonzero(l >= 0)
     n_out = len(z)
     y = b.add_vars(np.zeros(len(unstable)), u[unstable])
-    d = b.add_vars(np.zeros(len(unstable)), np.ones(len(unstable)), integer=True)
+    d = b.add_vars(np.zeros(len(unstable)), np.ones(len(unstable)), integer=integer)
     zu = z.rows(unstable)
     Y, D = b.var_expr(y), b.var_expr(d)
     n = b.n

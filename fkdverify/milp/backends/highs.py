@@ -49,18 +49,15 @@ def _new_highs():
         os.close(saved)
 
 
-def solve(m: MilpModel, time_limit: float, threads: int = 1, abs_gap: float = 0.0) -> Solution:
+def _load(m: MilpModel, time_limit: float, threads: int, integer: bool = True):
     import highspy
 
-    t0 = time.perf_counter()
     h = _new_highs()
     h.setOptionValue("output_flag", False)
     h.setOptionValue("time_limit", max(float(time_limit), 0.01))
     h.setOptionValue("threads", int(threads))
     h.setOptionValue("mip_feasibility_tolerance", FEAS_TOL)
     h.setOptionValue("random_seed", 0)
-    if abs_gap > 0:
-        h.setOptionValue("mip_abs_gap", float(abs_gap))
     lp = highspy.HighsLp()
     lp.num_col_, lp.num_row_ = m.n_vars, m.n_rows
     lp.col_cost_ = m.c
@@ -74,13 +71,23 @@ def solve(m: MilpModel, time_limit: float, threads: int = 1, abs_gap: float = 0.
     lp.a_matrix_.index_ = A.indices
     lp.a_matrix_.value_ = A.data
     lp.a_matrix_.num_col_, lp.a_matrix_.num_row_ = m.n_vars, m.n_rows
-    if m.integer.any():
+    if integer and m.integer.any():
         lp.integrality_ = [
             highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous
             for i in m.integer
         ]
     if h.passModel(lp) == highspy.HighsStatus.kError:
         raise SolverError("HiGHS rejected the model (internal encoding error)")
+    return h
+
+
+def solve(m: MilpModel, time_limit: float, threads: int = 1, abs_gap: float = 0.0) -> Solution:
+    import highspy
+
+    t0 = time.perf_counter()
+    h = _load(m, time_limit, threads)
+    if abs_gap > 0:
+        h.setOptionValue("mip_abs_gap", float(abs_gap))
     h.run()
     ms = h.getModelStatus()
     info = h.getInfo()
@@ -103,3 +110,40 @@ def solve(m: MilpModel, time_limit: float, threads: int = 1, abs_gap: float = 0.
     if bound is not None and not np.isfinite(bound):
         bound = None
     return Solution(st, obj, bound, x, time.perf_counter() - t0, NAME, str(ms))
+
+
+def lp_bounds(m: MilpModel, objectives, time_limit: float, threads: int = 1):
+    """Bounds (lower, upper) of each row of ``objectives`` (sparse (R, n)) over the LP
+    relaxation of ``m``: one warm-started simplex solve per row and sense, each turned into a
+    rigorous bound through its dual vector (``milp.dual.safe_min``). Rows left unsolved when
+    time runs out get -inf / +inf."""
+    import highspy
+
+    from ..dual import safe_min
+
+    t_end = time.perf_counter() + time_limit
+    h = _load(m, time_limit, threads, integer=False)
+    R = objectives.shape[0]
+    lower, upper = np.full(R, -np.inf), np.full(R, np.inf)
+    idx = np.arange(m.n_vars, dtype=np.int32)
+    zero = np.zeros(m.n_vars)
+    for r in range(R):
+        c = np.asarray(objectives[r].todense()).ravel()
+        for sgn in (1.0, -1.0):  # minimise c x, then minimise -c x
+            left = t_end - time.perf_counter()
+            if left <= 0:
+                return lower, upper
+            h.setOptionValue("time_limit", left)
+            h.changeObjectiveSense(highspy.ObjSense.kMinimize)
+            h.changeColsCost(m.n_vars, idx, sgn * c)
+            h.run()
+            if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+                continue
+            y = np.array(h.getSolution().row_dual)
+            b = safe_min(m.A, m.row_lo, m.row_hi, m.lb, m.ub, sgn * c, y)
+            if sgn > 0:
+                lower[r] = b
+            else:
+                upper[r] = -b
+        h.changeColsCost(m.n_vars, idx, zero)
+    return lower, upper
