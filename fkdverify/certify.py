@@ -88,6 +88,7 @@ class _State:
     t_bounds: float = 0.0
     t_milp: float = 0.0
     n_unstable: int = -1
+    pair_ub: tuple = ()  # (teacher, student) upper bounds of all logit differences
     notes: list = field(default_factory=list)
     solver_used: str = ""
 
@@ -190,6 +191,7 @@ def certify_point(ctx: PairContext, x0: np.ndarray, cls: int, opts: CertifyOptio
         _, ub = spec_bounds(ctx.product, lo, hi, pb, np.eye(2 * npair))
         ub_t, ub_s = ub[:npair], ub[npair:]
         bt, bs = _split(pb, ctx.off)
+        st.pair_ub = (ub_t, ub_s)
         st.n_unstable = pb.n_unstable()
         st.t_bounds = time.perf_counter() - t0
         cand_t = _candidates(ub_t, ctx.k, -opts.tau)
@@ -251,59 +253,47 @@ def _gap_from_margins(tl, tu, sl, su, sign) -> float:
 
 def _robust(ctx, run, st, net, b, lo, hi, c, cand, opts):
     """(status, witness): 'robust' | 'not' (with a point where net's strict argmax != c) |
-    'unknown'. One feasibility MILP per class j the bounds leave open."""
+    'unknown'. One feasibility MILP per class j the bounds leave open, likeliest first."""
     status = "robust"
-    for j in cand:
-        if j == c:
-            continue
-        model, xid = margin_violation(net, b, lo, hi, c, j, -opts.tau)
-        sol = run(model)
-        if sol is None:
-            return "unknown", None
-        if sol.status == Status.INFEASIBLE:
-            continue
-        if sol.status == Status.OPTIMAL:
-            x = sol.x[xid]
-            picks = ref_pick(ctx, x, lo, hi, net is ctx.teacher)
-            if picks is not None and picks != c:
-                return "not", np.clip(x, lo, hi)
-            model, xid = margin_violation(net, b, lo, hi, c, j, opts.strict)
+    ub = st.pair_ub[net is ctx.student]
+    for j in sorted((j for j in cand if j != c), key=lambda j: -ub[pair_index(ctx.k, j, c)]):
+        sol = None
+        for t in (-opts.tau, opts.strict):  # a proof attempt, then a strict witness
+            model, xid = margin_violation(net, b, lo, hi, c, j, t)
             sol = run(model)
-            if sol is not None and sol.status == Status.OPTIMAL:
-                x = sol.x[xid]
-                picks = ref_pick(ctx, x, lo, hi, net is ctx.teacher)
-                if picks is not None and picks != c:
-                    return "not", np.clip(x, lo, hi)
-        status = "unknown"
+            if sol is None:
+                return "unknown", None
+            if sol.status != Status.OPTIMAL:
+                break
+            x = np.clip(sol.x[xid], lo, hi)
+            pick = ctx.referee.strict_pick(x, teacher=net is ctx.teacher)
+            if pick is not None and pick != c:
+                return "not", x
+        if sol.status != Status.INFEASIBLE or t > 0:
+            status = "unknown"
     return status, None
-
-
-def ref_pick(ctx, x, lo, hi, teacher: bool) -> int | None:
-    """The network's confirmed strict argmax at x (both evaluation paths), or None."""
-    from .recheck import _strict_argmax
-
-    x = np.clip(x, lo, hi)
-    (t64, tor), (s64, sor) = ctx.referee.logits(x)
-    a, b = (t64, tor) if teacher else (s64, sor)
-    pa, pb = _strict_argmax(a), _strict_argmax(b)
-    return pa if pa is not None and pa == pb else None
 
 
 def _milp_agreement(ctx, run, st, bt, bs, lo, hi, c, ub_t, ub_s, cand_t, opts):
     ref = ctx.referee
     cand_s = _candidates(ub_s, ctx.k, -opts.tau)
-    rt, xt = _robust(ctx, run, st, ctx.teacher, bt, lo, hi, c, cand_t, opts)
-    rs, xs = ("unknown", None)
-    if rt != "unknown":
-        rs, xs = _robust(ctx, run, st, ctx.student, bs, lo, hi, c, cand_s, opts)
-    if rt == "robust" and rs == "robust":
-        st.agreement = AGREE
-        return
-    for x in (xs if rt == "robust" else None, xt if rs == "robust" else None):
-        if x is not None and ref.disagreement(x, lo, hi):
+    # The network with fewer undecided ReLUs first: its witness is often a disagreement
+    # already (the other keeps c there), which spares the other's harder proof.
+    nets = sorted([(ctx.teacher, bt, cand_t), (ctx.student, bs, cand_s)],
+                  key=lambda n: n[1].n_unstable())  # fmt: skip
+    verdicts = []
+    for net, b, cand in nets:
+        r, x = _robust(ctx, run, st, net, b, lo, hi, c, cand, opts)
+        if r == "not" and ref.disagreement(x, lo, hi):
             st.agreement, st.cex = DISAGREE, x
             return
-    if rt == "unknown" or rs == "unknown" or run.left() <= 0.05:
+        if r == "unknown":
+            return
+        verdicts.append(r)
+    if verdicts == ["robust", "robust"]:
+        st.agreement = AGREE
+        return
+    if run.left() <= 0.05:
         return
     # Both networks leave class c. If they agreed everywhere their decision boundaries would
     # coincide inside the ball, where both tie: agreement then holds only up to near-ties and
@@ -331,12 +321,17 @@ def _milp_gap(ctx, run, st, bt, bs, lo, hi, c, ub_t, ub_s, opts):
     incumbents; then the decoupled bound with MILP-tightened margins; the smaller wins."""
     tl, tu = _margins(ub_t, c, ctx.k)
     sl, su = _margins(ub_s, c, ctx.k)
-    _joint_gap(ctx, run, st, bt, bs, lo, hi, c, (tl, tu, sl, su), opts, rounds=5)
+    if opts.prop == "faithful":  # only "Delta <= delta?" matters: a feasibility question
+        _joint_gap(ctx, run, st, bt, bs, lo, hi, c, (tl, tu, sl, su), opts, 8, opts.delta)
+    if _gap_open(st, opts):
+        _joint_gap(ctx, run, st, bt, bs, lo, hi, c, (tl, tu, sl, su), opts, rounds=5)
     if _gap_open(st, opts):
         _decoupled_milp_gap(ctx, run, st, bt, bs, lo, hi, c, (tl, tu, sl, su), opts)
 
 
-def _joint_gap(ctx, run, st, bt, bs, lo, hi, c, margins, opts, rounds):
+def _joint_gap(ctx, run, st, bt, bs, lo, hi, c, margins, opts, rounds, threshold=None):
+    """Optimise the joint relaxation; with ``threshold``, only ask whether g can reach it
+    (infeasible proves Delta_hi <= threshold)."""
     tl, tu, sl, su = margins
     sides = []
     if opts.gap_sign in ("teacher-minus-student", "abs"):
@@ -350,19 +345,24 @@ def _joint_gap(ctx, run, st, bt, bs, lo, hi, c, margins, opts, rounds):
             st.notes.append("joint gap skipped: a margin range is too wide")
             return
         best = np.inf
+        ask = None if threshold is None else threshold - GAP_PAD
         for _ in range(rounds):
-            model, xid, _ = joint_gap_model(up, low, bu, bl, lo, hi, c, terms)
+            model, xid, _ = joint_gap_model(up, low, bu, bl, lo, hi, c, terms, ask)
             sol = run(model, share=0.5 / len(sides), abs_gap=opts.tol / 4)
-            if sol is None or sol.bound is None:
+            if sol is None:
                 break
-            best = min(best, sol.bound + GAP_PAD)
+            if ask is not None and sol.status == Status.INFEASIBLE:
+                best = threshold
+                break
+            if ask is None and sol.bound is not None:
+                best = min(best, sol.bound + GAP_PAD)
             if sol.x is None:
                 break
             x = np.clip(sol.x[xid], lo, hi)
             g = ctx.referee.gap(x, lo, hi, c, opts.gap_sign)
             if g is not None and not g <= st.gap_lo:
                 st.gap_lo = g
-            if not best - st.gap_lo > opts.tol:
+            if not best - st.gap_lo > opts.tol or (ask is not None and st.gap_lo > threshold):
                 break
             zu = ctx.tnet if up is ctx.teacher else ctx.snet
             zl = ctx.snet if up is ctx.teacher else ctx.tnet

@@ -78,6 +78,12 @@ class Referee:
         ]
         return g[0] if abs(g[0] - g[1]) <= VALUE_TOL else None
 
+    def strict_pick(self, x, teacher: bool) -> int | None:
+        """One network's strict argmax at x if both evaluation paths agree on it, else None."""
+        z64, zo = self.logits(np.asarray(x, np.float64))[0 if teacher else 1]
+        a, b = _strict_argmax(z64), _strict_argmax(zo)
+        return a if a is not None and a == b else None
+
     def predictions(self, x) -> tuple[int, int]:
         (t64, _), (s64, _) = self.logits(np.asarray(x, np.float64))
         return int(np.argmax(t64)), int(np.argmax(s64))

@@ -67,9 +67,19 @@ def h(s):
 
 
 def joint_gap_model(
-    up: Network, low: Network, bu: Bounds, bl: Bounds, lo, hi, c: int, t: GapTerms
+    up: Network,
+    low: Network,
+    bu: Bounds,
+    bl: Bounds,
+    lo,
+    hi,
+    c: int,
+    t: GapTerms,
+    at_least: float | None = None,
 ) -> tuple[MilpModel, np.ndarray, dict]:
-    """The Appendix A MILP. Returns (model, input ids, ids of s_U, s_L, margins' rows)."""
+    """The Appendix A MILP: maximise q_U - r_L; or, with ``at_least``, the feasibility
+    question q_U - r_L >= at_least (infeasible proves g < at_least everywhere).
+    Returns (model, input variable ids, extra ids)."""
     b, x, zu = encode(up, bu, lo, hi)
     zl = encode_network(b, low, b.var_expr(x), bl, (low.output,))[low.output]
     k = up.n_classes
@@ -112,7 +122,11 @@ def joint_gap_model(
     for p in t.h_points:  # r >= h(p) + h'(p) (s - p), h'(p) = -h(p)^2
         d = -(h(p) ** 2)
         b.add_rows(row({r[0]: 1.0, sL[0]: -d}), h(p) - d * p, np.inf)
-    model = b.build(row({q[0]: 1.0, r[0]: -1.0}), maximize=True)
+    gap = row({q[0]: 1.0, r[0]: -1.0})
+    if at_least is not None:
+        b.add_rows(gap, at_least, np.inf)
+        return b.build(None), x, {"E": E, "sL": sL[0], "n_j": n_j}
+    model = b.build(gap, maximize=True)
     return model, x, {"E": E, "sL": sL[0], "n_j": n_j}
 
 
