@@ -147,13 +147,21 @@ class _Solver:
         return sol
 
 
-def certify_point(ctx: PairContext, x0: np.ndarray, cls: int, opts: CertifyOptions, index=0):
-    """Decide one point. x0: flat input (n,); cls: class c. Returns (Result fields, cex)."""
+def certify_point(
+    ctx: PairContext, x0: np.ndarray, cls: int, opts: CertifyOptions, index=0, box=None
+):
+    """Decide one point. x0: flat input (n,); cls: class c; ``box`` = (lo, hi) replaces the
+    ball B(x0, eps) when given (x0 must lie in it). Returns (Result fields, cex)."""
     t_start = time.perf_counter()
     deadline = t_start + opts.timeout
     st = _State()
-    lo = np.clip(x0 - opts.eps, opts.lo, opts.hi)
-    hi = np.clip(x0 + opts.eps, opts.lo, opts.hi)
+    if box is None:
+        lo = np.clip(x0 - opts.eps, opts.lo, opts.hi)
+        hi = np.clip(x0 + opts.eps, opts.lo, opts.hi)
+    else:
+        lo, hi = (np.asarray(b, np.float64).reshape(-1) for b in box)
+        if not (np.all(lo <= x0) and np.all(x0 <= hi)):
+            raise InputError("the point does not lie in the given box")
     want_agree = opts.prop in ("faithful", "agreement")
     want_gap = opts.prop in ("faithful", "gap")
     ref = ctx.referee
@@ -272,6 +280,21 @@ def _robust(ctx, run, st, net, b, lo, hi, c, cand, opts):
         if sol.status != Status.INFEASIBLE or t > 0:
             status = "unknown"
     return status, None
+
+
+def network_robustness(ctx: PairContext, teacher: bool, lo, hi, c: int, opts: CertifyOptions):
+    """Is one network of the pair robust at class c on the box? ('robust' | 'not' | 'unknown',
+    witness re-checked on the ONNX file or None): CROWN, then one MILP per open class."""
+    st = _State()
+    net = ctx.teacher if teacher else ctx.student
+    b = network_bounds(net, lo, hi, opts.milp_bounds)
+    _, ub = spec_bounds(net, lo, hi, b, pair_matrix(ctx.k))
+    st.pair_ub = (ub, ub)
+    cand = _candidates(ub, ctx.k, -opts.tau)
+    if cand == [c]:
+        return "robust", None
+    run = _Solver(opts.solver, time.perf_counter() + opts.timeout, st)
+    return _robust(ctx, run, st, net, b, lo, hi, c, cand, opts)
 
 
 def _milp_agreement(ctx, run, st, bt, bs, lo, hi, c, ub_t, ub_s, cand_t, opts):
