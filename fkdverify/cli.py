@@ -33,22 +33,25 @@ def cli():
 @click.option(
     "--class",
     "class_mode",
+    type=click.Choice(["label", "teacher"]),
     default="label",
     show_default=True,
-    help="Class c: the label, or the teacher's prediction at x (label|teacher).",
+    help="Class c: the label, or the teacher's prediction at x.",
 )
 @click.option(
     "--points",
+    type=click.Choice(["teacher-correct", "both-correct", "all"]),
     default="teacher-correct",
     show_default=True,
-    help="Which points to decide: teacher-correct | both-correct | all.",
+    help="Which points to decide.",
 )
 @click.option(
     "--property",
     "prop",
+    type=click.Choice(["faithful", "agreement", "gap"]),
     default="faithful",
     show_default=True,
-    help="faithful (agreement + gap) | agreement | gap.",
+    help="faithful = agreement + gap <= delta.",
 )
 @click.option(
     "--delta",
@@ -59,22 +62,31 @@ def cli():
 )
 @click.option(
     "--gap-sign",
+    type=click.Choice(["teacher-minus-student", "student-minus-teacher", "abs"]),
     default="teacher-minus-student",
     show_default=True,
-    help="g = p_T^c - p_S^c | student-minus-teacher | abs.",
+    help="g = p_T^c - p_S^c, its opposite, or |.|.",
 )
 @click.option(
     "--method",
+    type=click.Choice(["attack", "ibp", "crown", "milp"]),
     default="milp",
     show_default=True,
-    help="attack (falsify only) | ibp | crown (bounds, incomplete) | milp (exact).",
+    help="attack: falsify only; ibp/crown: bounds (incomplete); milp: exact.",
 )
-@click.option("--solver", default="highs", show_default=True, help="highs | cbc | gurobi | auto.")
+@click.option(
+    "--solver",
+    type=click.Choice(["highs", "cbc", "gurobi", "auto"]),
+    default="highs",
+    show_default=True,
+    help="MILP back-end (auto: Gurobi when licensed).",
+)
 @click.option(
     "--milp-bounds",
+    type=click.Choice(["ibp", "crown"]),
     default="crown",
     show_default=True,
-    help="Bounds that feed the MILP (big-M values, stable ReLUs): ibp | crown.",
+    help="Bounds that feed the MILP (big-M values, stable ReLUs).",
 )
 @click.option(
     "--lp-tighten",

@@ -78,59 +78,25 @@ def test_workers_give_same_rows(mnist_pair, data, tmp_path):
 
 def test_skipped_points_get_rows(tmp_path, data, mnist_pair):
     t, s = mnist_pair
+    base = ["certify", t, s, "--eps", "0.001", "--data-dir", str(data), "--quiet"]
     out = tmp_path / "r.csv"
     # test point 247 is misclassified by the 256x4 teacher; 246 is not
-    assert (
-        main(
-            [
-                "certify",
-                t,
-                s,
-                "--eps",
-                "0.001",
-                "--indices",
-                "246,247",
-                "--data-dir",
-                str(data),
-                "--method",
-                "attack",
-                "--out",
-                str(out),
-                "--quiet",
-            ]
-        )
-        == 0
-    )
+    args = ["--indices", "246,247", "--method", "attack", "--out", str(out)]
+    assert main(base + args) == 0
     rows = {r["index"]: r for r in csv.DictReader(open(out))}
     assert rows["247"]["note"].startswith("skipped: teacher predicts")
     assert rows["247"]["agreement"] == "unknown"
     assert not rows["246"]["note"].startswith("skipped")
     out2 = tmp_path / "all.csv"
-    assert (
-        main(
-            [
-                "certify",
-                t,
-                s,
-                "--eps",
-                "0.001",
-                "--indices",
-                "247",
-                "--data-dir",
-                str(data),
-                "--method",
-                "crown",
-                "--points",
-                "all",
-                "--out",
-                str(out2),
-                "--quiet",
-            ]
-        )
-        == 0
-    )
+    args = ["--indices", "247", "--method", "crown", "--points", "all", "--out", str(out2)]
+    assert main(base + args) == 0
     row = next(csv.DictReader(open(out2)))
     assert row["agreement"] in ("agree", "disagree") and row["cls"] == row["label"]
+
+
+def test_bad_choice_is_one_line(tmp_path):
+    a = random_mlp(tmp_path / "a.onnx", [784, 8, 10])
+    one_line_error(run_cli("certify", a, a, "--eps", 0.1, "--method", "magic"), "--method")
 
 
 # ---------------------------------------------------------------- bad input, one line each
