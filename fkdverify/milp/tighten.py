@@ -11,15 +11,24 @@ import time
 import numpy as np
 
 from ..bounds import Bounds
-from ..net.graph import Network
+from ..net.graph import Network, Relu
 from .encode import encode_network
 from .model import ModelBuilder
 
 
-def lp_tighten(
-    net: Network, bounds: Bounds, lo, hi, time_limit: float, first: int = 1
-) -> tuple[Bounds, int]:
-    """Tighten the bounds of ReLU inputs from the ``first``-th on (0-based order).
+def _after_relu(net: Network) -> set[int]:
+    """Values with a ReLU somewhere between them and the input (the others are affine in the
+    input, where interval bounds are already exact)."""
+    deep: set[int] = set()
+    for i, node in enumerate(net.nodes):
+        if any(v in deep or (v > 0 and isinstance(net.nodes[v - 1].layer, Relu))
+               for v in node.inputs):  # fmt: skip
+            deep.add(i + 1)
+    return deep
+
+
+def lp_tighten(net: Network, bounds: Bounds, lo, hi, time_limit: float) -> tuple[Bounds, int]:
+    """Tighten the bounds of every ReLU input that has a ReLU before it.
 
     Returns (new bounds, number of neurons made stable)."""
     from .backends import highs
@@ -27,7 +36,8 @@ def lp_tighten(
     t_end = time.perf_counter() + time_limit
     pre = dict(bounds.pre)
     before = Bounds(pre, bounds.method).n_unstable()
-    for v in net.relu_inputs()[first:]:
+    deep = _after_relu(net)
+    for v in (v for v in net.relu_inputs() if v in deep):
         left = t_end - time.perf_counter()
         if left <= 0:
             break
