@@ -90,3 +90,18 @@ def test_milp_verdicts_match_grid_truth(tmp_path, seed):
         if not np.isnan(f["gap_upper"]):
             assert gap <= f["gap_upper"] + 1e-9
             assert f["gap_lower"] <= f["gap_upper"]
+
+
+def test_solver_refusal_falls_back_to_highs(xor_pair, monkeypatch):
+    from fkdverify.errors import SolverRefused
+    from fkdverify.milp.backends import gurobi
+
+    def refuse(*a, **k):
+        raise SolverRefused("Gurobi's licence refuses this model (test)")
+
+    monkeypatch.setattr(gurobi, "solve", refuse)
+    ctx = ctx_of(*xor_pair)
+    opts = CertifyOptions(eps=0.1, prop="gap", solver="gurobi")
+    f, _ = certify_point(ctx, np.array([0.9, 0.1]), 0, opts)
+    assert "fell back to HiGHS" in f["note"] and f["solver"] == "highs"
+    assert f["gap_method"] == "joint-milp"

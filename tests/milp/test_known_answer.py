@@ -89,3 +89,22 @@ def test_feasibility_statuses(xor_pair, solver):
     assert sol.status == Status.OPTIMAL
     x = sol.x[xid]
     assert x[1] - x[0] >= 0.05 - 1e-6
+
+
+@pytest.mark.skipif("gurobi" not in SOLVERS_HERE, reason="gurobipy not installed/licensed")
+def test_gurobi_size_limited_licence_is_refused_cleanly():
+    """The pip licence refuses > 2,000 variables: SolverRefused (one line), not a crash."""
+    import scipy.sparse as sp
+
+    from fkdverify.errors import SolverRefused
+    from fkdverify.milp.model import MilpModel
+
+    n = 2500
+    m = MilpModel(np.zeros(n), np.ones(n), np.zeros(n, bool), sp.csr_matrix((1, n)),
+                  np.zeros(1), np.ones(1), np.ones(n))  # fmt: skip
+    try:
+        sol = get_backend("gurobi").solve(m, 10)
+    except SolverRefused as e:
+        assert "2,000" in str(e) and "\n" not in str(e)
+    else:  # a full licence: then it must simply solve
+        assert sol.objective == pytest.approx(n)
