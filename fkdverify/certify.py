@@ -44,16 +44,13 @@ def certify_point(
             raise InputError("the point does not lie in the given box")
     want_agree = opts.prop in ("faithful", "agreement")
     want_gap = opts.prop in ("faithful", "gap")
-    ref = ctx.referee
 
     # 1. attack --------------------------------------------------------------------------
     t0 = time.perf_counter()
     if opts.use_attack:
         _attack(ctx, st, x0, lo, hi, cls, opts, want_agree, want_gap)
     if want_gap:  # the clean point is a witness too
-        g = ref.gap(x0, lo, hi, cls, opts.gap_sign)
-        if g is not None and not g <= st.gap_lo:
-            st.gap_lo = g
+        st.witness_gap(ctx, x0, lo, hi, cls, opts.gap_sign)
     st.t_attack = time.perf_counter() - t0
 
     # 2. bounds --------------------------------------------------------------------------
@@ -106,9 +103,7 @@ def _attack(ctx, st: PointState, x0, lo, hi, c, opts, want_agree: bool, want_gap
                 break
     if want_gap:
         xg, _ = attack_gap(ctx.tnet, ctx.snet, x0, lo, hi, c, opts.gap_sign, opts.attack)
-        g = ctx.referee.gap(xg, lo, hi, c, opts.gap_sign)
-        if g is not None and not g <= st.gap_lo:
-            st.gap_lo = g
+        st.witness_gap(ctx, xg, lo, hi, c, opts.gap_sign)
 
 
 def _finish(ctx, st: PointState, x0, cls, opts, index, t_start) -> tuple[dict, np.ndarray | None]:

@@ -76,6 +76,12 @@ class PointState:
     notes: list = field(default_factory=list)
     solver_used: str = ""
 
+    def witness_gap(self, ctx: PairContext, x, lo, hi, c: int, sign: str) -> None:
+        """Raise Delta_lo to g(x) if the referee confirms x (in the box, both paths agree)."""
+        g = ctx.referee.gap(x, lo, hi, c, sign)
+        if g is not None and not g <= self.gap_lo:
+            self.gap_lo = g
+
 
 class PairContext:
     """The pair's networks, product, torch modules and referee: built once per worker."""

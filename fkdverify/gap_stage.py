@@ -93,9 +93,7 @@ def _joint_gap(ctx, run, st, bt, bs, lo, hi, c, margins, opts, rounds, threshold
             if sol.x is None:
                 break
             x = np.clip(sol.x[xid], lo, hi)
-            g = ctx.referee.gap(x, lo, hi, c, opts.gap_sign)
-            if g is not None and not g <= st.gap_lo:
-                st.gap_lo = g
+            st.witness_gap(ctx, x, lo, hi, c, opts.gap_sign)
             if not best - st.gap_lo > opts.tol or (ask is not None and st.gap_lo > threshold):
                 break
             zu = ctx.tnet if up is ctx.teacher else ctx.snet
@@ -141,9 +139,7 @@ def _decoupledmilp_gap(ctx, run, st, bt, bs, lo, hi, c, margins, opts):
         arr = {("t", True): tu, ("t", False): tl, ("s", True): su, ("s", False): sl}[(who, mx)]
         arr[i] = min(arr[i], bound) if mx else max(arr[i], bound)
         if sol.x is not None:
-            g = ctx.referee.gap(sol.x[xid], lo, hi, c, opts.gap_sign)
-            if g is not None and not g <= st.gap_lo:
-                st.gap_lo = g
+            st.witness_gap(ctx, sol.x[xid], lo, hi, c, opts.gap_sign)
         new_hi = _gap_frommargins(tl, tu, sl, su, opts.gap_sign)
         if new_hi < st.gap_hi:
             st.gap_hi, st.gap_method = new_hi, "decoupled-milp"
