@@ -9,6 +9,8 @@ import os
 import platform
 from dataclasses import asdict, dataclass, fields
 
+from .errors import InputError
+
 AGREE, DISAGREE, UNKNOWN = "agree", "disagree", "unknown"
 FAITHFUL, UNFAITHFUL = "faithful", "unfaithful"
 SKIPPED = "skipped"
@@ -61,7 +63,17 @@ class CsvWriter:
     def __init__(self, path: str):
         self.path = path
         new = not os.path.exists(path) or os.path.getsize(path) == 0
-        self.f = open(path, "a", newline="")
+        if not new:
+            with open(path, newline="") as f:
+                header = next(csv.reader(f), [])
+            if tuple(header) != COLUMNS:
+                raise InputError(
+                    f"{path} exists with other columns; choose another --out or move it away"
+                )
+        try:
+            self.f = open(path, "a", newline="")
+        except OSError as e:
+            raise InputError(f"cannot write {path}: {e.strerror}") from None
         self.w = csv.writer(self.f)
         if new:
             self.w.writerow(COLUMNS)
@@ -97,8 +109,16 @@ def versions() -> dict:
 
 
 def write_sidecar(csv_path: str, config: dict) -> str:
+    """``<csv>.json``: one entry per run that appended to the CSV (configuration, versions)."""
     path = csv_path + ".json"
+    runs = []
+    if os.path.exists(path):
+        try:
+            with open(path) as f:
+                runs = json.load(f).get("runs", [])
+        except (OSError, ValueError, AttributeError):
+            runs = []
+    runs.append({"config": config, "versions": versions()})
     with open(path, "w") as f:
-        json.dump({"config": config, "versions": versions(), "columns": COLUMNS}, f, indent=2,
-                  default=str)  # fmt: skip
+        json.dump({"columns": COLUMNS, "runs": runs}, f, indent=2, default=str)
     return path
