@@ -76,13 +76,11 @@ def milp_agreement(ctx, run, st, bt, bs, lo, hi, c, ub_t, ub_s, cand_t, opts):
         if r == "not" and ref.disagreement(x, lo, hi):
             st.agreement, st.cex = DISAGREE, x
             return
-        if r == "unknown":
-            return
-        verdicts.append(r)
+        verdicts.append(r)  # on 'unknown' the other network may still give a disagreement
     if verdicts == ["robust", "robust"]:
         st.agreement = AGREE
         return
-    if run.left() <= 0.05:
+    if "unknown" in verdicts or run.left() <= 0.05:
         return
     # Both networks leave class c. If they agreed everywhere their decision boundaries would
     # coincide inside the ball, where both tie: agreement then holds only up to near-ties and
