@@ -33,10 +33,10 @@ def margins(ub_pairs: np.ndarray, c: int, k: int):
 def decoupled_gap(ub_t, ub_s, c, k, sign) -> float:
     tl, tu = margins(ub_t, c, k)
     sl, su = margins(ub_s, c, k)
-    return _gap_frommargins(tl, tu, sl, su, sign)
+    return _gap_from_margins(tl, tu, sl, su, sign)
 
 
-def _gap_frommargins(tl, tu, sl, su, sign) -> float:
+def _gap_from_margins(tl, tu, sl, su, sign) -> float:
     pt_lo, pt_hi = confidence_bounds(tl, tu)
     ps_lo, ps_hi = confidence_bounds(sl, su)
     up = pt_hi - ps_lo
@@ -140,7 +140,7 @@ def _decoupledmilp_gap(ctx, run, st, bt, bs, lo, hi, c, margins, opts):
         arr[i] = min(arr[i], bound) if mx else max(arr[i], bound)
         if sol.x is not None:
             st.witness_gap(ctx, sol.x[xid], lo, hi, c, opts.gap_sign)
-        new_hi = _gap_frommargins(tl, tu, sl, su, opts.gap_sign)
+        new_hi = _gap_from_margins(tl, tu, sl, su, opts.gap_sign)
         if new_hi < st.gap_hi:
             st.gap_hi, st.gap_method = new_hi, "decoupled-milp"
         if not gap_open(st, opts):
