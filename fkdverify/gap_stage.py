@@ -60,7 +60,7 @@ def milp_gap(ctx, run, st, bt, bs, lo, hi, c, ub_t, ub_s, opts):
     if gap_open(st, opts):
         _joint_gap(ctx, run, st, bt, bs, lo, hi, c, (tl, tu, sl, su), opts, rounds=5)
     if gap_open(st, opts):
-        _decoupledmilp_gap(ctx, run, st, bt, bs, lo, hi, c, (tl, tu, sl, su), opts)
+        _decoupled_milp_gap(ctx, run, st, bt, bs, lo, hi, c, (tl, tu, sl, su), opts)
 
 
 def _joint_gap(ctx, run, st, bt, bs, lo, hi, c, margins, opts, rounds, threshold=None):
@@ -114,7 +114,7 @@ def _margin_vec(z: np.ndarray, c: int) -> np.ndarray:
     return np.array([z[c] - z[j] for j in range(len(z)) if j != c])
 
 
-def _decoupledmilp_gap(ctx, run, st, bt, bs, lo, hi, c, margins, opts):
+def _decoupled_milp_gap(ctx, run, st, bt, bs, lo, hi, c, margins, opts):
     """Decoupled gap with MILP-tightened margins: the teacher's margins maximised and the
     student's minimised (default sign); the solver's dual bound is used on a time limit."""
     tl, tu, sl, su = (m.copy() for m in margins)
