@@ -1,5 +1,6 @@
 """Per-point MILP time on the vnncomp mnist_fc pair (teacher 256x4, student 256x2): interval
-(IBP) vs CROWN bounds feeding the MILP, and HiGHS vs CBC vs Gurobi, measured in one run.
+(IBP) vs CROWN vs alpha-CROWN bounds feeding the MILP, and HiGHS vs CBC vs Gurobi, measured in
+one run.
 
 The attack is switched off so that the MILP has to decide every point (disagreements too);
 the property is agreement. Ratios are per-point time of A / time of B over the same points
@@ -37,7 +38,8 @@ def main():
     ctx = PairContext(import_onnx(t), import_onnx(s), t, s)
     ds = load_dataset("mnist", data_dir=a.data_dir)
     pts = [i for i in range(len(ds)) if _teacher_correct(ctx, ds, i)][: a.n]
-    configs = [("highs", "ibp"), ("highs", "crown"), ("cbc", "crown"), ("gurobi", "crown")]
+    configs = [("highs", "ibp"), ("highs", "crown"), ("highs", "alpha-crown"), ("cbc", "crown"),
+               ("gurobi", "crown")]  # fmt: skip
     configs = [c for c in configs if _installed(c[0])]
     times, verdicts, notes = {}, {}, {}
     for solver, bounds in configs:
@@ -60,8 +62,8 @@ def main():
         )
     print(f"\npoints {pts}, eps {a.eps}, timeout {a.timeout} s, attack off, property agreement")
     print("ratios of total time over these points (higher = the first is slower):")
-    for x, y in [("highs/ibp", "highs/crown"), ("cbc/crown", "highs/crown"),
-                 ("highs/crown", "gurobi/crown")]:  # fmt: skip
+    for x, y in [("highs/ibp", "highs/crown"), ("highs/crown", "highs/alpha-crown"),
+                 ("cbc/crown", "highs/crown"), ("highs/crown", "gurobi/crown")]:  # fmt: skip
         if x in times and y in times:
             r = np.array(times[x]) / np.array(times[y])
             print(f"  {x:12s} / {y:12s}: total {sum(times[x]) / sum(times[y]):6.2f}x, "

@@ -83,7 +83,7 @@ def cli():
 )
 @click.option(
     "--milp-bounds",
-    type=click.Choice(["ibp", "crown"]),
+    type=click.Choice(["ibp", "crown", "alpha-crown"]),
     default="crown",
     show_default=True,
     help="Bounds that feed the MILP (big-M values, stable ReLUs).",

@@ -9,6 +9,7 @@ import numpy as np
 
 from .attack import GAP_SIGNS, AttackOptions
 from .bounds import Bounds
+from .bounds.propagate import METHODS as BOUND_METHODS
 from .errors import InputError, SolverRefused
 from .milp.backends import solve
 from .milp.model import Solution
@@ -53,8 +54,8 @@ class CertifyOptions:
             raise InputError(f"--property must be one of {', '.join(PROPERTIES)}")
         if self.method not in METHODS:
             raise InputError(f"--method must be one of {', '.join(METHODS)}")
-        if self.milp_bounds not in ("ibp", "crown"):
-            raise InputError("--milp-bounds must be ibp or crown")
+        if self.milp_bounds not in BOUND_METHODS:
+            raise InputError(f"--milp-bounds must be one of {', '.join(BOUND_METHODS)}")
         if self.gap_sign not in GAP_SIGNS:
             raise InputError(f"--gap-sign must be one of {', '.join(GAP_SIGNS)}")
 

@@ -13,7 +13,7 @@ import torch
 from ..net.graph import Network, Relu
 from .rules import crown_node, ibp_node
 
-METHODS = ("ibp", "crown")
+METHODS = ("ibp", "crown", "alpha-crown")
 _ABS, _REL = 1e-7, 1e-9
 
 
@@ -38,8 +38,12 @@ def _box(lo, hi):
     return f(lo), f(hi)
 
 
-def crown_lower(net: Network, target: int, C: torch.Tensor, lo, hi, pre: dict) -> torch.Tensor:
-    """Lower bounds (S,) of C @ value(target) over the box [lo, hi] (tensors (1, n))."""
+def crown_lower(
+    net: Network, target: int, C: torch.Tensor, lo, hi, pre: dict, alphas: dict | None = None
+) -> torch.Tensor:
+    """Lower bounds (S,) of C @ value(target) over the box [lo, hi] (tensors (1, n)).
+
+    ``alphas[v]`` optionally sets the lower ReLU slopes at ReLU input v (alpha-CROWN)."""
     A: dict[int, torch.Tensor] = {target: C}
     bias = torch.zeros(C.shape[0], dtype=C.dtype)
     for i in range(target - 1, -1, -1):
@@ -47,8 +51,10 @@ def crown_lower(net: Network, target: int, C: torch.Tensor, lo, hi, pre: dict) -
         if a is None:
             continue
         node = net.nodes[i]
-        p = pre.get(node.inputs[0]) if isinstance(node.layer, Relu) else None
-        a_ins, b = crown_node(net, i, a, p)
+        relu = isinstance(node.layer, Relu)
+        p = pre.get(node.inputs[0]) if relu else None
+        al = alphas.get(node.inputs[0]) if relu and alphas else None
+        a_ins, b = crown_node(net, i, a, p, al)
         bias = bias + b
         for v, ai in zip(node.inputs, a_ins, strict=True):
             A[v] = A[v] + ai if v in A else ai
@@ -76,6 +82,10 @@ def network_bounds(net: Network, lo, hi, method: str = "crown") -> Bounds:
     unstable), intersected with IBP, earlier layers' bounds feeding later ones."""
     if method not in METHODS:
         raise ValueError(f"unknown bound method {method!r}")
+    if method == "alpha-crown":
+        from .alpha import alpha_network_bounds
+
+        return alpha_network_bounds(net, lo, hi)
     tlo, thi = _box(lo, hi)
     relu_in = set(net.relu_inputs())
     vals: list[tuple] = [(tlo, thi)]
@@ -86,7 +96,7 @@ def network_bounds(net: Network, lo, hi, method: str = "crown") -> Bounds:
             vid = i + 1
             if vid in relu_in:
                 l, u = _outward(box[0][0], box[1][0])
-                if method == "crown" and vid > 1:
+                if method == "crown":
                     rows = torch.nonzero((l < 0) & (u > 0)).flatten()
                     if len(rows):
                         cl, cu = _crown_box(net, vid, tlo, thi, pre, rows)
@@ -119,7 +129,7 @@ def spec_bounds(net: Network, lo, hi, bounds: Bounds, C, target: int | None = No
         lo_t, hi_t = vals[target]
         c, r = (hi_t + lo_t) / 2, (hi_t - lo_t) / 2
         ilb, iub = Ct @ c[0] - Ct.abs() @ r[0], Ct @ c[0] + Ct.abs() @ r[0]
-        if bounds.method == "crown":
+        if bounds.method != "ibp":  # crown, crown+lp, alpha-crown: bound the spec by CROWN
             lb = crown_lower(net, target, torch.cat([Ct, -Ct]), tlo, thi, pre)
             k = Ct.shape[0]
             ilb, iub = torch.maximum(ilb, lb[:k]), torch.minimum(iub, -lb[k:])

@@ -80,10 +80,12 @@ def relu_relaxation(l: torch.Tensor, u: torch.Tensor):
     return up_slope, up_icpt, lo_slope
 
 
-def crown_node(net: Network, i: int, A: torch.Tensor, pre: tuple | None):
+def crown_node(net: Network, i: int, A: torch.Tensor, pre: tuple | None, alpha=None):
     """Push the lower-bound coefficients A of node i's output to its inputs.
 
-    Returns ([A_in per input], bias (S,)). ``pre`` is the (l, u) of a ReLU's input, flat."""
+    Returns ([A_in per input], bias (S,)). ``pre`` is the (l, u) of a ReLU's input, flat;
+    ``alpha`` (S, n) or (n,) in [0, 1], if given, replaces the lower slopes of unstable
+    neurons (alpha-CROWN, Xu et al. 2021: any slope in [0, 1] is a valid lower line)."""
     node = net.nodes[i]
     lay = node.layer
     zero = torch.zeros(A.shape[0], dtype=A.dtype, device=A.device)
@@ -112,6 +114,8 @@ def crown_node(net: Network, i: int, A: torch.Tensor, pre: tuple | None):
         return [A * _t(lay.mul, A)], A @ _t(lay.add, A)
     if isinstance(lay, Relu):
         up_s, up_b, lo_s = relu_relaxation(*pre)
+        if alpha is not None:
+            lo_s = torch.where((pre[0] < 0) & (pre[1] > 0), alpha, lo_s)
         pos, neg = A.clamp(min=0), A.clamp(max=0)
         return [pos * lo_s + neg * up_s], neg @ up_b
     if isinstance(lay, Reshape):

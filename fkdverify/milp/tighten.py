@@ -11,20 +11,9 @@ import time
 import numpy as np
 
 from ..bounds import Bounds
-from ..net.graph import Network, Relu
+from ..net.graph import Network
 from .encode import encode_network
 from .model import ModelBuilder
-
-
-def _after_relu(net: Network) -> set[int]:
-    """Values with a ReLU somewhere between them and the input (the others are affine in the
-    input, where interval bounds are already exact)."""
-    deep: set[int] = set()
-    for i, node in enumerate(net.nodes):
-        if any(v in deep or (v > 0 and isinstance(net.nodes[v - 1].layer, Relu))
-               for v in node.inputs):  # fmt: skip
-            deep.add(i + 1)
-    return deep
 
 
 def lp_tighten(net: Network, bounds: Bounds, lo, hi, time_limit: float) -> tuple[Bounds, int]:
@@ -36,7 +25,7 @@ def lp_tighten(net: Network, bounds: Bounds, lo, hi, time_limit: float) -> tuple
     t_end = time.perf_counter() + time_limit
     pre = dict(bounds.pre)
     before = Bounds(pre, bounds.method).n_unstable()
-    deep = _after_relu(net)
+    deep = net.deep_values()
     for v in (v for v in net.relu_inputs() if v in deep):
         left = t_end - time.perf_counter()
         if left <= 0:

@@ -109,6 +109,16 @@ class Network:
         """Values that feed a ReLU (pre-activations), in topological order."""
         return [n.inputs[0] for n in self.nodes if isinstance(n.layer, Relu)]
 
+    def deep_values(self) -> set[int]:
+        """Values with a ReLU between them and the input (the others are affine in the input,
+        where interval bounds are already exact)."""
+        deep: set[int] = set()
+        for i, node in enumerate(self.nodes):
+            if any(v in deep or (v > 0 and isinstance(self.nodes[v - 1].layer, Relu))
+                   for v in node.inputs):  # fmt: skip
+                deep.add(i + 1)
+        return deep
+
     def n_relus(self) -> int:
         return sum(self.size_of(v) for v in self.relu_inputs())
 

@@ -13,6 +13,22 @@ from fkdverify.net.torch_net import TorchNet
 from tests.builders import random_cnn, random_mlp
 
 
+def test_alpha_spec_bounds_no_looser_than_crown(tmp_path):
+    from fkdverify.bounds.alpha import alpha_spec_bounds
+
+    net = import_onnx(random_mlp(tmp_path / "m.onnx", [6, 16, 16, 4], seed=3))
+    lo, hi = np.full(6, 0.1), np.full(6, 0.6)
+    b = network_bounds(net, lo, hi, "crown")
+    C = np.random.default_rng(0).normal(size=(6, 4))
+    lc, uc = spec_bounds(net, lo, hi, b, C)
+    la, ua = alpha_spec_bounds(net, lo, hi, b, C, iters=30)
+    xs = lo + np.random.default_rng(1).random((4000, 6)) * (hi - lo)
+    out = TorchNet(net)(torch.from_numpy(xs)).detach().numpy() @ C.T
+    assert (out >= la).all() and (out <= ua).all()
+    assert (la >= lc - 1e-7).all() and (ua <= uc + 1e-7).all()
+    assert (la > lc + 1e-6).any() or (ua < uc - 1e-6).any()
+
+
 def test_every_method_covers_every_layer_type():
     kinds = {Linear, Conv, Scale, Relu, Reshape, Permute, Add, Concat}
     assert set(IBP_RULES) == kinds and set(CROWN_RULES) == kinds
@@ -35,7 +51,7 @@ def _check_inside(net, lo, hi, method, n=3000, seed=0):
 
 
 @pytest.mark.parametrize("seed", range(4))
-@pytest.mark.parametrize("method", ["ibp", "crown"])
+@pytest.mark.parametrize("method", ["ibp", "crown", "alpha-crown"])
 def test_random_mlp_bounds_contain_samples(tmp_path, seed, method):
     net = import_onnx(random_mlp(tmp_path / "m.onnx", [6, 12, 12, 10, 4], seed=seed))
     x0 = np.random.default_rng(seed).random(6)
@@ -44,7 +60,7 @@ def test_random_mlp_bounds_contain_samples(tmp_path, seed, method):
 
 
 @pytest.mark.parametrize("seed", range(3))
-@pytest.mark.parametrize("method", ["ibp", "crown"])
+@pytest.mark.parametrize("method", ["ibp", "crown", "alpha-crown"])
 def test_random_cnn_bounds_contain_samples(tmp_path, seed, method):
     net = import_onnx(random_cnn(tmp_path / "c.onnx", seed=seed))
     x0 = np.random.default_rng(seed).random(net.input_size)
@@ -61,6 +77,10 @@ def test_crown_no_looser_than_ibp_and_product_spec(tmp_path):
     bi, lbi, ubi = _check_inside(p, lo, hi, "ibp")
     bc, lbc, ubc = _check_inside(p, lo, hi, "crown")
     assert bc.n_unstable() <= bi.n_unstable()
+    ba, _, _ = _check_inside(p, lo, hi, "alpha-crown")
+    assert ba.n_unstable() <= bc.n_unstable()
+    for v in bc.pre:  # alpha-CROWN only ever tightens
+        assert (ba.pre[v][0] >= bc.pre[v][0]).all() and (ba.pre[v][1] <= bc.pre[v][1]).all()
     li, ui = spec_bounds(p, lo, hi, bi, np.eye(1))
     lc, uc = spec_bounds(p, lo, hi, bc, np.eye(1))
     assert lc[0] >= li[0] - 1e-9 and uc[0] <= ui[0] + 1e-9
