@@ -66,7 +66,7 @@ def main():
                  ("cbc/crown", "highs/crown"), ("highs/crown", "gurobi/crown")]:  # fmt: skip
         if x in times and y in times:
             r = np.array(times[x]) / np.array(times[y])
-            print(f"  {x:12s} / {y:12s}: total {sum(times[x]) / sum(times[y]):6.2f}x, "
+            print(f"  {x:17s} / {y:17s}: total {sum(times[x]) / sum(times[y]):6.2f}x, "
                   f"per-point median {np.median(r):6.2f}x")  # fmt: skip
 
 

@@ -56,32 +56,27 @@ def certify_point(
     # 2. bounds --------------------------------------------------------------------------
     if opts.method != "attack":
         t0 = time.perf_counter()
-        bmethod = {"ibp": "ibp", "crown": "crown"}.get(opts.method, opts.milp_bounds)
-        pb = network_bounds(ctx.product, lo, hi, bmethod)
-        open_ = want_agree and st.agreement == UNKNOWN
-        if opts.method == "milp" and opts.lp_tighten > 0 and open_:
-            pb, _ = lp_tighten(ctx.product, pb, lo, hi, min(opts.lp_tighten, opts.timeout / 2))
-        npair = len(pair_matrix(ctx.k))
-        _, ub = spec_bounds(ctx.product, lo, hi, pb, np.eye(2 * npair))
-        ub_t, ub_s = ub[:npair], ub[npair:]
+        ibp = opts.method == "ibp" or (opts.method == "milp" and opts.milp_bounds == "ibp")
+        first = "ibp" if ibp else "crown"
+        pb = network_bounds(ctx.product, lo, hi, first)
+        _decide_by_bounds(ctx, st, pb, lo, hi, cls, opts, want_agree, want_gap, index)
+        # the MILP's bounds: tightened only where the cheap ones left the point open
+        if opts.method == "milp" and _milp_needed(st, opts, want_agree, want_gap):
+            if opts.milp_bounds == "alpha-crown":
+                pb = network_bounds(ctx.product, lo, hi, "alpha-crown")
+            if opts.lp_tighten > 0:
+                pb, _ = lp_tighten(ctx.product, pb, lo, hi, min(opts.lp_tighten, opts.timeout / 2))
+            if pb.method != first:
+                _decide_by_bounds(ctx, st, pb, lo, hi, cls, opts, want_agree, want_gap, index)
         bt, bs = split_bounds(pb, ctx.off)
-        st.pair_ub = (ub_t, ub_s)
-        st.n_unstable = pb.n_unstable()
+        ub_t, ub_s = st.pair_ub
         st.t_bounds = time.perf_counter() - t0
-        cand_t = candidates(ub_t, ctx.k, -opts.tau)
-        cand_s = candidates(ub_s, ctx.k, -opts.tau)
-        if want_agree and len(cand_t) == 1 and cand_t == cand_s:
-            if st.agreement == DISAGREE:
-                raise SoundnessError(f"point {index}: bounds prove agreement, attack disagrees")
-            st.agreement = AGREE
-        if want_gap:
-            st.gap_hi = decoupled_gap(ub_t, ub_s, cls, ctx.k, opts.gap_sign)
-            st.gap_method = f"decoupled-{bmethod}"
 
         # 3. MILP ------------------------------------------------------------------------
         if opts.method == "milp":
             run = MilpRunner(opts.solver, deadline, st)
             if want_agree and st.agreement == UNKNOWN:
+                cand_t = candidates(ub_t, ctx.k, -opts.tau)
                 milp_agreement(ctx, run, st, bt, bs, lo, hi, cls, ub_t, ub_s, cand_t, opts)
             if want_gap and gap_open(st, opts):
                 milp_gap(ctx, run, st, bt, bs, lo, hi, cls, ub_t, ub_s, opts)
@@ -91,6 +86,32 @@ def certify_point(
     if st.gap_lo > st.gap_hi:
         raise SoundnessError(f"point {index}: gap lower {st.gap_lo} > upper {st.gap_hi}")
     return _finish(ctx, st, x0, cls, opts, index, t_start)
+
+
+def _decide_by_bounds(ctx, st: PointState, pb, lo, hi, c, opts, want_agree, want_gap, index):
+    """Pairwise logit-difference bounds of both networks through the product; agreement when
+    each network has a single possible argmax (the same one); the decoupled gap bound."""
+    npair = len(pair_matrix(ctx.k))
+    _, ub = spec_bounds(ctx.product, lo, hi, pb, np.eye(2 * npair))
+    if st.pair_ub:  # bounds only ever tighten
+        ub = np.minimum(ub, np.concatenate(st.pair_ub))
+    ub_t, ub_s = ub[:npair], ub[npair:]
+    st.pair_ub = (ub_t, ub_s)
+    st.n_unstable = pb.n_unstable()
+    cand_t = candidates(ub_t, ctx.k, -opts.tau)
+    cand_s = candidates(ub_s, ctx.k, -opts.tau)
+    if want_agree and len(cand_t) == 1 and cand_t == cand_s:
+        if st.agreement == DISAGREE:
+            raise SoundnessError(f"point {index}: bounds prove agreement, attack disagrees")
+        st.agreement = AGREE
+    if want_gap:
+        g = decoupled_gap(ub_t, ub_s, c, ctx.k, opts.gap_sign)
+        if not g >= st.gap_hi:
+            st.gap_hi, st.gap_method = g, f"decoupled-{pb.method}"
+
+
+def _milp_needed(st: PointState, opts, want_agree: bool, want_gap: bool) -> bool:
+    return (want_agree and st.agreement == UNKNOWN) or (want_gap and gap_open(st, opts))
 
 
 def _attack(ctx, st: PointState, x0, lo, hi, c, opts, want_agree: bool, want_gap: bool):

@@ -84,7 +84,7 @@ def cli():
 @click.option(
     "--milp-bounds",
     type=click.Choice(["ibp", "crown", "alpha-crown"]),
-    default="crown",
+    default="alpha-crown",
     show_default=True,
     help="Bounds that feed the MILP (big-M values, stable ReLUs).",
 )

@@ -36,7 +36,7 @@ class CertifyOptions:
     tol: float = 1e-3
     tau: float = 1e-4  # proof margin on logit differences (>> solver feasibility tolerance)
     strict: float = 1e-3  # margin asked of a candidate counterexample
-    milp_bounds: str = "crown"  # bounds that feed the MILP (big-M, stable neurons, classes)
+    milp_bounds: str = "alpha-crown"  # bounds that feed the MILP (big-M, stable ReLUs, classes)
     use_attack: bool = True
     lp_tighten: float = 0.0  # seconds of LP bound tightening before the MILP (0: off)
     lo: float = 0.0  # input domain D
