@@ -27,7 +27,8 @@ from .encode import encode_network
 from .model import Expr, MilpModel, ModelBuilder
 from .properties import diff, encode
 
-MARGIN_RANGE = 30.0  # beyond |m| = 30, exp(-m) spans too many orders for a safe MILP row
+MARGIN_RANGE = 30.0  # tangent points beyond |m| = 30 add nothing (exp(-30) ~ 1e-13)
+LOWEST_MARGIN = -10.0  # below this, s = sum exp(-m) can exceed ~2e5: rows too badly scaled
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ class GapTerms:
 
 def usable(t: GapTerms) -> bool:
     """False when a margin range would need coefficients beyond safe solver scaling."""
-    return bool(np.all(t.up_l > -MARGIN_RANGE) and np.all(t.lo_l > -MARGIN_RANGE))
+    return bool(np.all(t.up_l > LOWEST_MARGIN) and np.all(t.lo_l > LOWEST_MARGIN))
 
 
 def s_range(l: np.ndarray, u: np.ndarray) -> tuple[float, float]:
