@@ -56,7 +56,7 @@ def main():
         decided = sum(v != "U" for v in verdicts[key])
         fell = f"  (gurobi refused {notes[key]}, fell back)" if notes[key] else ""
         print(
-            f"{key:14s} verdicts {''.join(verdicts[key])}  median {median(times[key]):6.2f} s"
+            f"{key:18s} verdicts {''.join(verdicts[key])}  median {median(times[key]):6.2f} s"
             f"  max {max(times[key]):6.2f} s  decided {decided}/{len(pts)}{fell}",
             flush=True,
         )
