@@ -81,7 +81,7 @@ def _joint_gap(ctx, run, st, bt, bs, lo, hi, c, margins, opts, rounds, threshold
         best = np.inf
         ask = None if threshold is None else threshold - GAP_PAD
         for _ in range(rounds):
-            model, xid, _ = joint_gap_model(up, low, bu, bl, lo, hi, c, terms, ask)
+            model, xid = joint_gap_model(up, low, bu, bl, lo, hi, c, terms, ask)
             sol = run(model, share=0.5 / len(sides), abs_gap=opts.tol / 4)
             if sol is None:
                 break

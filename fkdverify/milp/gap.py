@@ -77,15 +77,14 @@ def joint_gap_model(
     c: int,
     t: GapTerms,
     at_least: float | None = None,
-) -> tuple[MilpModel, np.ndarray, dict]:
+) -> tuple[MilpModel, np.ndarray]:
     """The Appendix A MILP: maximise q_U - r_L; or, with ``at_least``, the feasibility
     question q_U - r_L >= at_least (infeasible proves g < at_least everywhere).
-    Returns (model, input variable ids, extra ids)."""
+    Returns (model, input variable ids)."""
     b, x, zu = encode(up, bu, lo, hi)
     zl = encode_network(b, low, b.var_expr(x), bl, (low.output,))[low.output]
     k = up.n_classes
     others = [j for j in range(k) if j != c]
-    n_j = len(others)
     E = b.add_vars(np.exp(-t.up_u), np.exp(-t.up_l))
     F = b.add_vars(np.exp(-t.lo_u), np.exp(-t.lo_l))
     su_lo, su_hi = s_range(t.up_l, t.up_u)
@@ -126,9 +125,9 @@ def joint_gap_model(
     gap = row({q[0]: 1.0, r[0]: -1.0})
     if at_least is not None:
         b.add_rows(gap, at_least, np.inf)
-        return b.build(None), x, {"E": E, "sL": sL[0], "n_j": n_j}
+        return b.build(None), x
     model = b.build(gap, maximize=True)
-    return model, x, {"E": E, "sL": sL[0], "n_j": n_j}
+    return model, x
 
 
 def pwl_upper(b: ModelBuilder, v: Expr, breaks: np.ndarray, f) -> Expr:
