@@ -63,8 +63,9 @@ def network_robustness(ctx: PairContext, teacher: bool, lo, hi, c: int, opts: Ce
     return _robust(ctx, run, st, net, b, lo, hi, c, cand, opts)
 
 
-def milp_agreement(ctx, run, st, bt, bs, lo, hi, c, ub_t, ub_s, cand_t, opts):
+def milp_agreement(ctx, run, st, bt, bs, lo, hi, c, ub_t, ub_s, opts):
     ref = ctx.referee
+    cand_t = candidates(ub_t, ctx.k, -opts.tau)
     cand_s = candidates(ub_s, ctx.k, -opts.tau)
     # The network with fewer undecided ReLUs first: its witness is often a disagreement
     # already (the other keeps c there), which spares the other's harder proof.

@@ -30,6 +30,11 @@ def gap_value(zt: torch.Tensor, zs: torch.Tensor, c: int, sign: str) -> torch.Te
     return d.abs()
 
 
+def _dtype(net: torch.nn.Module) -> torch.dtype:
+    """The floating type the module computes in (float64 when it has no parameters)."""
+    return next((p.dtype for p in net.parameters()), torch.float64)
+
+
 def _margin_to(z: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     """z_k - max_{i != k} z_i per row (positive iff k is the strict argmax)."""
     zk = z.gather(1, k[:, None])[:, 0]
@@ -63,7 +68,7 @@ def attack_disagreement(tnet, snet, x0, lo, hi, c: int, k: int, opts=AttackOptio
 
     Objectives: for every class j != c, make the student pick j while the teacher keeps c,
     and the teacher pick j while the student keeps c: maximise min(both margins)."""
-    dtype = next(iter(tnet.parameters())).dtype if len(list(tnet.parameters())) else torch.float64
+    dtype = _dtype(tnet)
     gen = torch.Generator().manual_seed(opts.seed)
     others = [j for j in range(k) if j != c]
     xs, targets_t, targets_s = [], [], []
@@ -88,7 +93,7 @@ def attack_disagreement(tnet, snet, x0, lo, hi, c: int, k: int, opts=AttackOptio
 
 def attack_gap(tnet, snet, x0, lo, hi, c: int, sign: str, opts=AttackOptions()):
     """(x_best (n,), g_best) maximising the confidence gap g over the box."""
-    dtype = next(iter(tnet.parameters())).dtype if len(list(tnet.parameters())) else torch.float64
+    dtype = _dtype(tnet)
     gen = torch.Generator().manual_seed(opts.seed + 1)
     x, lo_t, hi_t = _starts(x0, lo, hi, 2 * opts.restarts + 1, gen, dtype)
     step = opts.step_scale * float(np.max(np.asarray(hi) - np.asarray(lo))) / 2 / opts.steps

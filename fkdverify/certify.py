@@ -28,10 +28,17 @@ from .results import AGREE, DISAGREE, FAITHFUL, UNFAITHFUL, UNKNOWN, Result
 
 
 def certify_point(
-    ctx: PairContext, x0: np.ndarray, cls: int, opts: CertifyOptions, index=0, box=None
+    ctx: PairContext,
+    x0: np.ndarray,
+    cls: int,
+    opts: CertifyOptions,
+    index=0,
+    box=None,
+    preds: tuple[int, int] | None = None,
 ):
     """Decide one point. x0: flat input (n,); cls: class c; ``box`` = (lo, hi) replaces the
-    ball B(x0, eps) when given (x0 must lie in it). Returns (Result fields, cex)."""
+    ball B(x0, eps) when given (x0 must lie in it); ``preds`` = the referee's (teacher,
+    student) predictions at x0 when the caller has them. Returns (Result fields, cex)."""
     t_start = time.perf_counter()
     deadline = t_start + opts.timeout
     st = PointState()
@@ -76,8 +83,7 @@ def certify_point(
         if opts.method == "milp":
             run = MilpRunner(opts.solver, deadline, st)
             if want_agree and st.agreement == UNKNOWN:
-                cand_t = candidates(ub_t, ctx.k, -opts.tau)
-                milp_agreement(ctx, run, st, bt, bs, lo, hi, cls, ub_t, ub_s, cand_t, opts)
+                milp_agreement(ctx, run, st, bt, bs, lo, hi, cls, ub_t, ub_s, opts)
             if want_gap and gap_open(st, opts):
                 milp_gap(ctx, run, st, bt, bs, lo, hi, cls, ub_t, ub_s, opts)
             if run.left() <= 0.05:
@@ -85,7 +91,8 @@ def certify_point(
 
     if st.gap_lo > st.gap_hi:
         raise SoundnessError(f"point {index}: gap lower {st.gap_lo} > upper {st.gap_hi}")
-    return _finish(ctx, st, x0, cls, opts, index, t_start)
+    preds = preds if preds is not None else ctx.referee.predictions(x0)
+    return _finish(st, preds, cls, opts, index, t_start)
 
 
 def _decide_by_bounds(ctx, st: PointState, pb, lo, hi, c, opts, want_agree, want_gap, index):
@@ -127,7 +134,7 @@ def _attack(ctx, st: PointState, x0, lo, hi, c, opts, want_agree: bool, want_gap
         st.witness_gap(ctx, xg, lo, hi, c, opts.gap_sign)
 
 
-def _finish(ctx, st: PointState, x0, cls, opts, index, t_start) -> tuple[dict, np.ndarray | None]:
+def _finish(st: PointState, preds, cls, opts, index, t_start) -> tuple[dict, np.ndarray | None]:
     if opts.prop == "gap":
         faithful = UNKNOWN
         st.notes.append("agreement not checked (--property gap)")
@@ -137,7 +144,7 @@ def _finish(ctx, st: PointState, x0, cls, opts, index, t_start) -> tuple[dict, n
         faithful = FAITHFUL
     else:
         faithful = UNKNOWN
-    tp, sp_ = ctx.referee.predictions(x0)
+    tp, sp_ = preds
     fields_ = dict(
         index=index,
         cls=cls,

@@ -109,7 +109,7 @@ def _work(index: int, x: np.ndarray, label: int):
     cls = label if cfg.class_mode == "label" else tp
     if skip:
         return index, label, _skipped(index, cls, tp, sp, cfg.opts, skip), None
-    fields_, cex = certify_point(ctx, x, cls, cfg.opts, index)
+    fields_, cex = certify_point(ctx, x, cls, cfg.opts, index, preds=(tp, sp))
     return index, label, fields_, cex
 
 
