@@ -19,10 +19,11 @@ import time
 import numpy as np
 
 from .bounds import network_bounds, spec_bounds
-from .context import CertifyOptions, MilpRunner, PairContext, PointState, candidates
+from .context import CertifyOptions, MilpRunner, PairContext, PointState
 from .milp.model import Status
 from .milp.properties import disagreement, margin_violation, pair_index, pair_matrix
 from .results import AGREE, DISAGREE
+from .verdicts import candidates
 
 
 def _robust(ctx, run, st, net, b, lo, hi, c, cand, opts):

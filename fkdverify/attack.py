@@ -18,6 +18,9 @@ class AttackOptions:
     restarts: int = 2  # random restarts per objective, besides the start at x
     step_scale: float = 2.5  # step = step_scale * (box half-width) / steps (Madry et al.)
     seed: int = 0
+    # the quick first attack (before bounds): steps, from x only, against the likeliest classes
+    quick_steps: int = 20
+    quick_targets: int = 3
 
 
 def gap_value(zt: torch.Tensor, zs: torch.Tensor, c: int, sign: str) -> torch.Tensor:
@@ -63,14 +66,16 @@ def _pgd(f, x, lo, hi, steps, step):
     return best_x, best_v
 
 
-def attack_disagreement(tnet, snet, x0, lo, hi, c: int, k: int, opts=AttackOptions()):
+def attack_disagreement(tnet, snet, x0, lo, hi, c: int, k: int, opts=AttackOptions(),
+                        targets=None):  # fmt: skip
     """Candidate inputs (M, n) where teacher and student argmaxes differ, best first.
 
-    Objectives: for every class j != c, make the student pick j while the teacher keeps c,
-    and the teacher pick j while the student keeps c: maximise min(both margins)."""
+    Objectives: for every class j != c (or j in ``targets``), make the student pick j while
+    the teacher keeps c, and the teacher pick j while the student keeps c: maximise
+    min(both margins)."""
     dtype = _dtype(tnet)
     gen = torch.Generator().manual_seed(opts.seed)
-    others = [j for j in range(k) if j != c]
+    others = [j for j in (range(k) if targets is None else targets) if j != c]
     xs, targets_t, targets_s = [], [], []
     for j in others:
         for tt, ss in ((c, j), (j, c)):
@@ -89,6 +94,16 @@ def attack_disagreement(tnet, snet, x0, lo, hi, c: int, k: int, opts=AttackOptio
     order = torch.argsort(bv, descending=True)
     hit = order[bv[order] > 0]
     return bx[hit].detach().numpy().astype(np.float64)
+
+
+def likeliest(tnet, snet, x0, c: int, n: int) -> list[int]:
+    """The n classes j != c closest to overtaking c at x0 in either network."""
+    with torch.no_grad():
+        x = torch.as_tensor(np.asarray(x0), dtype=_dtype(tnet))[None]
+        zt, zs = tnet(x)[0], snet(x)[0]
+    score = torch.maximum(zt - zt[c], zs - zs[c])
+    score[c] = -torch.inf
+    return torch.argsort(score, descending=True)[:n].tolist()
 
 
 def attack_gap(tnet, snet, x0, lo, hi, c: int, sign: str, opts=AttackOptions()):

@@ -69,11 +69,42 @@ def cli():
 )
 @click.option(
     "--method",
-    type=click.Choice(["attack", "ibp", "crown", "milp"]),
+    type=click.Choice(["attack", "ibp", "crown", "alpha-crown", "milp"]),
     default="milp",
     show_default=True,
-    help="attack: falsify only; ibp/crown: bounds (incomplete); milp: exact.",
+    help="attack: falsify only; ibp/crown/alpha-crown: bounds (incomplete, batched); milp: exact.",
 )
+@click.option(
+    "--mean",
+    help="Per-channel mean, e.g. 0.485,0.456,0.406: the ONNX files expect "
+    "(x - mean) / std; eps stays in pixel space (default: ONNX metadata, else none).",
+)
+@click.option("--std", help="Per-channel std for --mean, e.g. 0.225.")
+@click.option(
+    "--precision",
+    type=click.Choice(["float64", "float32"]),
+    default="float64",
+    show_default=True,
+    help="Bounds arithmetic (float32: faster, widened by a stated rounding allowance).",
+)
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default="auto",
+    show_default=True,
+    help="Where bounds are computed (auto: a GPU when one is present).",
+)
+@click.option(
+    "--bounds-memory",
+    type=int,
+    default=2048,
+    show_default=True,
+    help="MB for the backward pass's tensors; bigger batches are chunked.",
+)
+@click.option(
+    "--batch-size", type=int, default=0, show_default=True,
+    help="Points bounded together (0: up to 100 for bound methods, 1 for milp).",
+)  # fmt: skip
 @click.option(
     "--solver",
     type=click.Choice(["highs", "cbc", "gurobi", "auto"]),
@@ -109,24 +140,30 @@ def cli():
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def certify(teacher, student, **kw):
     """Attack and certify TEACHER vs STUDENT on test points; one CSV row per point."""
+    from .bounds.propagate import BoundOptions, auto_device
     from .certify import CertifyOptions
     from .milp.backends import resolve_solver
     from .runner import RunConfig, load_data, load_pair, run, select_indices
 
     solver = resolve_solver(kw["solver"]) if kw["method"] == "milp" else kw["solver"]
+    device = auto_device() if kw["device"] == "auto" else kw["device"]
+    engine = BoundOptions(precision=kw["precision"], device=device,
+                          memory_mb=kw["bounds_memory"])  # fmt: skip
     opts = CertifyOptions(
         eps=kw["eps"], delta=kw["delta"], prop=kw["prop"], method=kw["method"], solver=solver,
         gap_sign=kw["gap_sign"], timeout=kw["timeout"], tol=kw["tol"],
         milp_bounds=kw["milp_bounds"], use_attack=not kw["no_attack"],
-        lp_tighten=kw["lp_tighten"],
+        lp_tighten=kw["lp_tighten"], engine=engine,
     )  # fmt: skip
-    t, _ = load_pair(RunConfig(teacher, student, opts))
     common = dict(class_mode=kw["class_mode"], points=kw["points"], out=kw["out"],
-                  workers=kw["workers"], data_dir=kw["data_dir"])  # fmt: skip
+                  workers=kw["workers"], data_dir=kw["data_dir"], mean=kw["mean"],
+                  std=kw["std"], batch=kw["batch_size"])  # fmt: skip
+    t, _, _ = load_pair(RunConfig(teacher, student, opts, **common))
     ds = load_data(RunConfig(teacher, student, opts, dataset=kw["dataset"], **common), t)
     idx = select_indices(len(ds), kw["n"], kw["start"], kw["indices"])
     cfg = RunConfig(teacher, student, opts, dataset=ds.name, indices=idx, **common)
     quiet, out = kw["quiet"], kw["out"]
+    _log_to_stderr(quiet)
     bar = None
     if not quiet:
         from tqdm import tqdm
@@ -146,6 +183,18 @@ def certify(teacher, student, **kw):
     click.echo(summary(results))
     if out:
         click.echo(f"results: {out}  (configuration: {out}.json)")
+
+
+def _log_to_stderr(quiet: bool) -> None:
+    """The package's log lines (e.g. chunking of the bounds) as 'fkdverify: ...' on stderr."""
+    import logging
+
+    log = logging.getLogger("fkdverify")
+    if not log.handlers:
+        h = logging.StreamHandler(sys.stderr)
+        h.setFormatter(logging.Formatter("fkdverify: %(message)s"))
+        log.addHandler(h)
+    log.setLevel(logging.WARNING if quiet else logging.INFO)
 
 
 def summary(results) -> str:

@@ -6,14 +6,16 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from .attack import GAP_SIGNS, AttackOptions
 from .bounds import Bounds
 from .bounds.propagate import METHODS as BOUND_METHODS
+from .bounds.propagate import BoundOptions
 from .errors import InputError, SolverRefused
 from .milp.backends import solve
 from .milp.model import Solution
-from .milp.properties import pair_index, pair_matrix
+from .milp.properties import pair_matrix
 from .net.graph import Network
 from .net.product import product
 from .net.torch_net import TorchNet
@@ -21,7 +23,7 @@ from .recheck import Referee
 from .results import UNKNOWN
 
 PROPERTIES = ("faithful", "agreement", "gap")
-METHODS = ("attack", "ibp", "crown", "milp")
+METHODS = ("attack", "ibp", "crown", "alpha-crown", "milp")
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class CertifyOptions:
     lo: float = 0.0  # input domain D
     hi: float = 1.0
     attack: AttackOptions = field(default_factory=AttackOptions)
+    engine: BoundOptions = field(default_factory=BoundOptions)  # precision, device, memory
 
     def __post_init__(self):
         if not self.eps >= 0:
@@ -72,7 +75,8 @@ class PointState:
     t_attack: float = 0.0
     t_bounds: float = 0.0
     t_milp: float = 0.0
-    n_unstable: int = -1
+    unstable: dict = field(default_factory=dict)  # bound method -> undecided ReLUs
+    gap_x: np.ndarray | None = None  # the re-checked point that gave gap_lo
     pair_ub: tuple = ()  # (teacher, student) upper bounds of all logit differences
     notes: list = field(default_factory=list)
     solver_used: str = ""
@@ -81,13 +85,14 @@ class PointState:
         """Raise Delta_lo to g(x) if the referee confirms x (in the box, both paths agree)."""
         g = ctx.referee.gap(x, lo, hi, c, sign)
         if g is not None and not g <= self.gap_lo:
-            self.gap_lo = g
+            self.gap_lo, self.gap_x = g, np.clip(x, lo, hi)
 
 
 class PairContext:
     """The pair's networks, product, torch modules and referee: built once per worker."""
 
-    def __init__(self, teacher: Network, student: Network, t_path: str, s_path: str):
+    def __init__(self, teacher: Network, student: Network, t_path: str, s_path: str,
+                 norms: tuple = (None, None)):  # fmt: skip
         self.teacher, self.student = teacher, student
         self.k = teacher.n_classes
         pm = pair_matrix(self.k)
@@ -96,20 +101,16 @@ class PairContext:
         self.product, self.t_out, self.s_out = product(teacher, student, head)
         self.off = len(teacher.nodes)
         self.tnet, self.snet = TorchNet(teacher), TorchNet(student)
-        self.referee = Referee(t_path, s_path, teacher, student)
+        # the attack searches in float32 (every candidate is re-checked in float64 and ORT)
+        self.tnet32 = TorchNet(teacher, torch.float32)
+        self.snet32 = TorchNet(student, torch.float32)
+        self.referee = Referee(t_path, s_path, teacher, student, norms)
 
 
 def split_bounds(bounds: Bounds, off: int) -> tuple[Bounds, Bounds]:
     bt = {v: b for v, b in bounds.pre.items() if v <= off}
     bs = {v - off: b for v, b in bounds.pre.items() if v > off}
     return Bounds(bt, bounds.method), Bounds(bs, bounds.method)
-
-
-def candidates(pair_ub: np.ndarray, k: int, t: float) -> list[int]:
-    """Classes that could be the strict-by-t argmax somewhere in the box."""
-    return [
-        a for a in range(k) if all(pair_ub[pair_index(k, a, b)] >= t for b in range(k) if b != a)
-    ]
 
 
 class MilpRunner:

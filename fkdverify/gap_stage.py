@@ -10,9 +10,11 @@ import torch
 from .context import CertifyOptions, PointState
 from .milp.gap import initial_terms, joint_gap_model, refine, usable
 from .milp.model import Status
-from .milp.properties import margin_extreme, pair_index
+from .milp.properties import margin_extreme
 from .results import DISAGREE
-from .softmax import confidence_bounds
+from .verdicts import gap_from_margins as _gap_from_margins
+from .verdicts import margin_vector as _margin_vec
+from .verdicts import margins
 
 
 def gap_open(st: PointState, opts: CertifyOptions) -> bool:
@@ -20,31 +22,6 @@ def gap_open(st: PointState, opts: CertifyOptions) -> bool:
         return not st.gap_hi - st.gap_lo <= opts.tol
     # faithful: open unless already decided by the gap or by a disagreement
     return st.agreement != DISAGREE and not (st.gap_hi <= opts.delta or st.gap_lo > opts.delta)
-
-
-def margins(ub_pairs: np.ndarray, c: int, k: int):
-    """(lower, upper) of m_j = z_c - z_j for j != c from the pairwise upper bounds."""
-    others = [j for j in range(k) if j != c]
-    up = np.array([ub_pairs[pair_index(k, c, j)] for j in others])
-    low = np.array([-ub_pairs[pair_index(k, j, c)] for j in others])
-    return low, up
-
-
-def decoupled_gap(ub_t, ub_s, c, k, sign) -> float:
-    tl, tu = margins(ub_t, c, k)
-    sl, su = margins(ub_s, c, k)
-    return _gap_from_margins(tl, tu, sl, su, sign)
-
-
-def _gap_from_margins(tl, tu, sl, su, sign) -> float:
-    pt_lo, pt_hi = confidence_bounds(tl, tu)
-    ps_lo, ps_hi = confidence_bounds(sl, su)
-    up = pt_hi - ps_lo
-    if sign == "student-minus-teacher":
-        up = ps_hi - pt_lo
-    elif sign == "abs":
-        up = max(pt_hi - ps_lo, ps_hi - pt_lo)
-    return float(min(up, 1.0))
 
 
 GAP_PAD = 1e-5  # solver tolerances on the gap MILP's objective (probabilities)
@@ -108,10 +85,6 @@ def _joint_gap(ctx, run, st, bt, bs, lo, hi, c, margins, opts, rounds, threshold
         joint = min(max(uppers), 1.0)
         if joint < st.gap_hi:
             st.gap_hi, st.gap_method = joint, "joint-milp"
-
-
-def _margin_vec(z: np.ndarray, c: int) -> np.ndarray:
-    return np.array([z[c] - z[j] for j in range(len(z)) if j != c])
 
 
 def _decoupled_milp_gap(ctx, run, st, bt, bs, lo, hi, c, margins, opts):

@@ -34,16 +34,22 @@ def _strict_argmax(z: np.ndarray) -> int | None:
 class Referee:
     """Holds the onnxruntime sessions of both files (a lifetime: one per worker)."""
 
-    def __init__(self, teacher_path: str, student_path: str, teacher: Network, student: Network):
+    def __init__(self, teacher_path: str, student_path: str, teacher: Network, student: Network,
+                 norms: tuple = (None, None)):  # fmt: skip
+        """``norms``: each file's input normalisation (``net/normalise.py``) or None; the
+        networks given already include it, the files do not."""
         self.sessions = [_session(teacher_path), _session(student_path)]
+        self.norms = norms
         self.shapes = [teacher.input_shape, student.input_shape]
         self.nets = [TorchNet(teacher), TorchNet(student)]
 
     def logits(self, x: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         """[(float64 logits, onnxruntime logits)] for teacher and student at flat input x."""
         out = []
-        for (s, name, dt), shape, net in zip(self.sessions, self.shapes, self.nets, strict=True):
-            zo = s.run(None, {name: x.reshape(shape).astype(dt)})[0].reshape(-1)
+        parts = zip(self.sessions, self.shapes, self.nets, self.norms, strict=True)
+        for (s, name, dt), shape, net, norm in parts:
+            xo = x if norm is None else norm.apply(x, shape)
+            zo = s.run(None, {name: xo.reshape(shape).astype(dt)})[0].reshape(-1)
             with torch.no_grad():
                 z64 = net(torch.as_tensor(x, dtype=torch.float64)[None])[0].numpy()
             out.append((z64, zo.astype(np.float64)))

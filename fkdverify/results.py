@@ -43,7 +43,9 @@ class Result:
     time_bounds_s: float
     time_milp_s: float
     time_total_s: float
-    n_unstable: int
+    unstable_ibp: int
+    unstable_crown: int
+    unstable_alpha: int
     counterexample: str
     note: str
 

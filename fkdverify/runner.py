@@ -11,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .certify import CertifyOptions, PairContext, certify_point, make_result
+from .certify import CertifyOptions, PairContext, certify_batch, make_result
 from .data import Dataset, infer_dataset, load_dataset
 from .errors import InputError
+from .net.normalise import Normalisation, with_normalisation
 from .net.onnx_import import import_onnx
 from .net.product import check_pair
 from .results import UNKNOWN, CsvWriter, Result, write_sidecar
@@ -34,6 +35,9 @@ class RunConfig:
     points: str = "teacher-correct"
     out: str | None = None
     workers: int = 1
+    mean: str | None = None  # --mean/--std: input normalisation in front of both networks
+    std: str | None = None
+    batch: int = 0  # points bounded together (0: auto)
 
     def __post_init__(self):
         if self.class_mode not in CLASS_MODES:
@@ -42,6 +46,17 @@ class RunConfig:
             raise InputError(f"--points must be one of {', '.join(POINT_MODES)}")
         if self.workers < 1:
             raise InputError("--workers must be at least 1")
+        if self.batch < 0:
+            raise InputError("--batch-size must be >= 0 (0: automatic)")
+
+    def batch_size(self) -> int:
+        """Points per batch: bound methods batch (the engine is batched), MILP goes one by one
+        so that each point's time limit stays its own."""
+        if self.batch:
+            return self.batch
+        if self.opts.method == "milp":
+            return 1
+        return max(1, min(100, -(-len(self.indices) // self.workers)))
 
 
 def select_indices(n_total: int, n: int | None, start: int, indices: str | None) -> tuple:
@@ -67,9 +82,13 @@ def select_indices(n_total: int, n: int | None, start: int, indices: str | None)
 
 
 def load_pair(cfg: RunConfig):
-    teacher, student = import_onnx(cfg.teacher), import_onnx(cfg.student)
+    """(teacher, student, norms): both networks reading pixel-space input; ``norms`` are the
+    normalisations put in front (--mean/--std, else each file's metadata), for the referee."""
+    nets = [import_onnx(cfg.teacher), import_onnx(cfg.student)]
+    norms = tuple(Normalisation.from_options(cfg.mean, cfg.std, n.meta) for n in nets)
+    teacher, student = (with_normalisation(n, m) for n, m in zip(nets, norms, strict=True))
     check_pair(teacher, student)
-    return teacher, student
+    return teacher, student, norms
 
 
 def load_data(cfg: RunConfig, teacher) -> Dataset:
@@ -92,25 +111,34 @@ def _init_worker(cfg: RunConfig):
     import torch
 
     torch.set_num_threads(1)
-    teacher, student = load_pair(cfg)
-    _CTX["ctx"] = PairContext(teacher, student, cfg.teacher, cfg.student)
+    teacher, student, norms = load_pair(cfg)
+    _CTX["ctx"] = PairContext(teacher, student, cfg.teacher, cfg.student, norms)
     _CTX["cfg"] = cfg
 
 
-def _work(index: int, x: np.ndarray, label: int):
+def _work(jobs: list) -> list:
+    """Certify a batch of (index, x, label) jobs: [(index, label, fields, cex)]."""
     cfg: RunConfig = _CTX["cfg"]
     ctx: PairContext = _CTX["ctx"]
-    tp, sp = ctx.referee.predictions(x)
-    skip = ""
-    if cfg.points != "all" and tp != label:
-        skip = f"skipped: teacher predicts {tp}, label {label}"
-    elif cfg.points == "both-correct" and sp != label:
-        skip = f"skipped: student predicts {sp}, label {label}"
-    cls = label if cfg.class_mode == "label" else tp
-    if skip:
-        return index, label, _skipped(index, cls, tp, sp, cfg.opts, skip), None
-    fields_, cex = certify_point(ctx, x, cls, cfg.opts, index, preds=(tp, sp))
-    return index, label, fields_, cex
+    out, todo = {}, []
+    for index, x, label in jobs:
+        tp, sp = ctx.referee.predictions(x)
+        cls = label if cfg.class_mode == "label" else tp
+        skip = ""
+        if cfg.points != "all" and tp != label:
+            skip = f"skipped: teacher predicts {tp}, label {label}"
+        elif cfg.points == "both-correct" and sp != label:
+            skip = f"skipped: student predicts {sp}, label {label}"
+        if skip:
+            out[index] = (index, label, _skipped(index, cls, tp, sp, cfg.opts, skip), None)
+        else:
+            todo.append((index, x, label, cls, (tp, sp)))
+    if todo:
+        idx, xs, labels, classes, preds = zip(*todo, strict=True)
+        done = certify_batch(ctx, xs, classes, cfg.opts, idx, preds=preds)
+        for i, lab, (fields_, cex) in zip(idx, labels, done, strict=True):
+            out[i] = (i, lab, fields_, cex)
+    return [out[j[0]] for j in jobs]
 
 
 def _skipped(index, cls, tp, sp, opts: CertifyOptions, why: str) -> dict:
@@ -119,7 +147,8 @@ def _skipped(index, cls, tp, sp, opts: CertifyOptions, why: str) -> dict:
         index=index, cls=cls, teacher_pred=tp, student_pred=sp, agreement=UNKNOWN,
         gap_lower=nan, gap_upper=nan, faithful=UNKNOWN, eps=opts.eps, delta=opts.delta,
         property=opts.prop, method=opts.method, solver="", gap_method="", time_attack_s=0.0,
-        time_bounds_s=0.0, time_milp_s=0.0, time_total_s=0.0, n_unstable=-1, note=why,
+        time_bounds_s=0.0, time_milp_s=0.0, time_total_s=0.0, unstable_ibp=-1,
+        unstable_crown=-1, unstable_alpha=-1, note=why,
     )  # fmt: skip
 
 
@@ -179,18 +208,20 @@ def _iterate(cfg: RunConfig, ds: Dataset) -> Iterator:
     jobs = [
         (i, ds.images[i].reshape(-1).astype(np.float64), int(ds.labels[i])) for i in cfg.indices
     ]
+    size = cfg.batch_size()
+    batches = [jobs[k : k + size] for k in range(0, len(jobs), size)]
     if cfg.workers == 1:
         _init_worker(cfg)
-        for job in jobs:
-            yield _work(*job)
+        for batch in batches:
+            yield from _work(batch)
         return
     ctx = mp.get_context("spawn")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     with ProcessPoolExecutor(cfg.workers, ctx, _init_worker, (cfg,)) as ex:
-        futs = [ex.submit(_work, *job) for job in jobs]
+        futs = [ex.submit(_work, batch) for batch in batches]
         try:
             for f in as_completed(futs):
-                yield f.result()
+                yield from f.result()
         except BaseException:
             for f in futs:
                 f.cancel()

@@ -20,3 +20,62 @@ def confidence(margins: np.ndarray) -> float:
 def confidence_bounds(m_lo: np.ndarray, m_hi: np.ndarray) -> tuple[float, float]:
     """(lower, upper) bounds of p^c over the margin box, widened outward for rounding."""
     return max(confidence(m_lo) - _OUT, 0.0), min(confidence(m_hi) + _OUT, 1.0)
+
+
+# ------------------------------------------------- linear bounds of p^c over a margin box
+# Used to bound the *joint* gap p_T^c - p_S^c through the product network: a linear upper
+# bound of one network's confidence minus a linear lower bound of the other's is a linear
+# function of the product's outputs, which CROWN bounds over the input box in one pass.
+_BIG = 1e100  # a margin range this wide carries no information: fall back to constants
+
+
+def _exp_neg(m: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        return np.exp(-np.asarray(m, np.float64))
+
+
+def upper_line(m_lo, m_hi, t) -> tuple[np.ndarray, float]:
+    """(w, b) with p^c(m) <= w @ m + b for every m in the box [m_lo, m_hi]; w >= 0.
+
+    s = sum_j exp(-m_j) >= its tangents at t (exp is convex), and h(s) = 1/(1+s) lies below its
+    chord over [s_lo, s_hi] (h convex), whose slope k = -1/((1+s_lo)(1+s_hi)) is <= 0, so
+    p = h(s) <= h(s_lo) + k (tangent(m) - s_lo). Tight where m is near t."""
+    m_lo, m_hi = np.asarray(m_lo, np.float64), np.asarray(m_hi, np.float64)
+    t = np.clip(np.asarray(t, np.float64), m_lo, m_hi)
+    s_lo, s_hi = _exp_neg(m_hi).sum(), _exp_neg(m_lo).sum()
+    h_lo = 1.0 / (1.0 + s_lo)
+    if not s_hi < _BIG:
+        return np.zeros_like(m_lo), h_lo + _OUT
+    k = -1.0 / ((1.0 + s_lo) * (1.0 + s_hi))
+    et = _exp_neg(t)
+    w = -k * et
+    b = h_lo - k * s_lo + k * float((et * (1.0 + t)).sum())
+    reach = np.maximum(np.abs(m_lo), np.abs(m_hi))
+    slack = 1e-10 * (1.0 + h_lo + abs(k) * (s_lo + float((et * (1.0 + np.abs(t) + reach)).sum())))
+    return w, b + slack + _OUT
+
+
+def lower_line(m_lo, m_hi, t) -> tuple[np.ndarray, float]:
+    """(w, b) with p^c(m) >= w @ m + b for every m in the box [m_lo, m_hi]; w >= 0.
+
+    exp(-m_j) lies below its chord over [m_lo_j, m_hi_j], so s <= beta + gamma @ m; h lies
+    above its tangent at s0 = s(t) with slope h'(s0) < 0, so p >= h(s0) + h'(s0) (s_up(m) - s0).
+    A range too wide for floating point gives the constant bound p >= 0."""
+    m_lo, m_hi = np.asarray(m_lo, np.float64), np.asarray(m_hi, np.float64)
+    t = np.clip(np.asarray(t, np.float64), m_lo, m_hi)
+    e_lo, e_hi = _exp_neg(m_hi), _exp_neg(m_lo)  # exp(-m) at the ends: e_hi >= e_lo
+    if not e_hi.sum() < _BIG:
+        return np.zeros_like(m_lo), 0.0
+    width = m_hi - m_lo
+    flat = width <= 1e-9
+    gamma = np.where(flat, 0.0, -(e_hi - e_lo) / np.where(flat, 1.0, width))
+    beta = np.where(flat, e_hi, e_lo - gamma * m_hi)
+    s0 = float(_exp_neg(t).sum())
+    d = -1.0 / (1.0 + s0) ** 2
+    w = d * gamma
+    b = 1.0 / (1.0 + s0) - d * s0 + d * float(beta.sum())
+    reach = np.maximum(np.abs(m_lo), np.abs(m_hi))
+    slack = 1e-10 * (
+        1.0 + abs(d) * (s0 + float(np.abs(beta).sum() + (np.abs(gamma) * reach).sum()))
+    )
+    return w, b - slack - _OUT

@@ -13,7 +13,8 @@ def _result(i):
                   gap_lower=0.01, gap_upper=math.nan, faithful="unknown", eps=0.1, delta=0.1,
                   property="faithful", method="milp", solver="highs", gap_method="",
                   time_attack_s=0.1, time_bounds_s=0.0, time_milp_s=0.0, time_total_s=0.1,
-                  n_unstable=3, counterexample="", note="")  # fmt: skip
+                  unstable_ibp=3, unstable_crown=2, unstable_alpha=-1,
+                  counterexample="", note="")  # fmt: skip
 
 
 def test_rows_append_and_header_once(tmp_path):

@@ -1,70 +1,102 @@
 """alpha-CROWN (Xu et al., "Fast and complete", ICLR 2021): the lower ReLU slopes of unstable
-neurons become free parameters in [0, 1], one per spec row and neuron, optimised by Adam to
-raise the CROWN lower bound. Every slope in [0, 1] gives a valid bound, so every iterate is
+neurons become free parameters in [0, 1], one per point, spec row and neuron, optimised by Adam
+to raise the CROWN lower bound. Every slope in [0, 1] gives a valid bound, so every iterate is
 sound; the best per row is kept."""
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
-from ..net.graph import Network
-from .propagate import Bounds, _box, _outward, crown_lower, network_bounds
-from .rules import relu_relaxation
+from .propagate import (
+    BatchBounds,
+    BoundOptions,
+    as_batch,
+    chunks,
+    crown_lower,
+    one_hot_rows,
+    tighten_rows,
+    unstable_rows,
+)
+from .rules import Prop, relu_relaxation
 
 
-def alpha_spec_bounds(
-    net: Network, lo, hi, bounds: Bounds, C, target: int | None = None, iters: int = 20,
-    lr: float = 0.1, start=None,
-):  # fmt: skip
-    """Sound (lower, upper) of C @ value(target) with optimised slopes; ``start`` = (lb, ub)
-    from plain CROWN, intersected."""
-    target = net.output if target is None else target
-    tlo, thi = _box(lo, hi)
-    Ct = torch.as_tensor(np.asarray(C, np.float64))
-    S = torch.cat([Ct, -Ct])
-    pre = {v: (torch.from_numpy(l), torch.from_numpy(u)) for v, (l, u) in bounds.pre.items()}
+def alpha_lower(p: Prop, target: int, A, lo, hi, pre: dict, iters: int, lr: float):
+    """Lower bounds (B, S) of A @ value(target) (A: (B, S, n)) with optimised slopes; never
+    below plain CROWN (the first iterate uses CROWN's own slopes)."""
     alphas = {}
     for v, (l, u) in pre.items():
         if v < target and ((l < 0) & (u > 0)).any():
-            init = relu_relaxation(l, u)[2]
-            alphas[v] = init.expand(len(S), -1).clone().requires_grad_(True)
-    best = torch.full((len(S),), -torch.inf, dtype=torch.float64)
-    if alphas:
-        opt = torch.optim.Adam(alphas.values(), lr=lr)
-        for _ in range(iters):
-            lb = crown_lower(net, target, S, tlo, thi, pre, alphas)
-            best = torch.maximum(best, lb.detach())
-            opt.zero_grad()
-            (-lb.sum()).backward()
-            opt.step()
-            with torch.no_grad():
-                for a in alphas.values():
-                    a.clamp_(0.0, 1.0)
+            init = relu_relaxation(l, u)[2][:, None, :]
+            alphas[v] = init.expand(-1, A.shape[1], -1).clone().requires_grad_(True)
     with torch.no_grad():
-        best = torch.maximum(best, crown_lower(net, target, S, tlo, thi, pre, alphas))
-    k = len(Ct)
-    lb, ub = _outward(best[:k], -best[k:])
-    lb, ub = lb.numpy(), ub.numpy()
-    if start is not None:
-        lb, ub = np.maximum(lb, start[0]), np.minimum(ub, start[1])
+        best = crown_lower(p, target, A, lo, hi, pre, alphas)
+    if not alphas or iters <= 0:
+        return best
+    opt = torch.optim.Adam(alphas.values(), lr=lr)
+    for _ in range(iters):
+        lb = crown_lower(p, target, A, lo, hi, pre, alphas)
+        best = torch.maximum(best, lb.detach())
+        opt.zero_grad()
+        (-lb.sum()).backward()
+        opt.step()
+        with torch.no_grad():
+            for a in alphas.values():
+                a.clamp_(0.0, 1.0)
+    with torch.no_grad():
+        return torch.maximum(best, crown_lower(p, target, A, lo, hi, pre, alphas))
+
+
+def alpha_bounds(p: Prop, target: int, C, lo, hi, pre: dict, opts: BoundOptions):
+    """(lower, upper) (B, S) of C @ value(target), C: (B, S, n), chunked to the memory budget
+    (autograd keeps every layer's coefficients, hence the larger factor)."""
+    B, S = C.shape[:2]
+    lb = torch.empty(B, S, dtype=p.dtype, device=p.device)
+    ub = torch.empty_like(lb)
+    factor = 8 + 4 * target
+    with torch.enable_grad():
+        for bsl, ssl in chunks(p, target, B, S, opts.memory_mb, factor):
+            rows = C[bsl, ssl]
+            sub = {v: (l[bsl], u[bsl]) for v, (l, u) in pre.items() if v < target}
+            low = alpha_lower(p, target, torch.cat([rows, -rows], 1), lo[bsl], hi[bsl], sub,
+                              opts.alpha_iters, opts.alpha_lr)  # fmt: skip
+            k = rows.shape[1]
+            lb[bsl, ssl], ub[bsl, ssl] = low[:, :k], -low[:, k:]
     return lb, ub
 
 
-def alpha_network_bounds(net: Network, lo, hi, iters: int = 40, lr: float = 0.2) -> Bounds:
-    """CROWN pre-activation bounds, then the unstable neurons of every layer that has a ReLU
-    before it re-bounded by alpha-CROWN on top of the already tightened earlier layers."""
-    pre = dict(network_bounds(net, lo, hi, "crown").pre)
-    deep = net.deep_values()
-    for v in (v for v in net.relu_inputs() if v in deep):
-        l, u = pre[v]
-        rows = np.flatnonzero((l < 0) & (u > 0))
-        if not len(rows):
-            continue
-        C = np.eye(len(l))[rows]
-        lb, ub = alpha_spec_bounds(net, lo, hi, Bounds(pre, "crown"), C, v, iters, lr,
-                                   start=(l[rows], u[rows]))  # fmt: skip
-        l, u = l.copy(), u.copy()
-        l[rows], u[rows] = lb, ub
-        pre[v] = (l, u)
-    return Bounds(pre, "alpha-crown")
+def alpha_layer(p: Prop, v: int, lo, hi, pre: dict, l, u, opts: BoundOptions):
+    """Re-bound the unstable neurons of ReLU input v with optimised slopes; intersected."""
+    idx, valid = unstable_rows(l, u)
+    if not idx.shape[1]:
+        return l, u
+    C = one_hot_rows(idx, valid, p.net.size_of(v), p.dtype)(0, len(idx), 0, idx.shape[1])
+    lb, ub = alpha_bounds(p, v, C, lo, hi, pre, opts)
+    return tighten_rows(l, u, idx, valid, lb, ub)
+
+
+def alpha_spec_bounds_batch(net, lo, hi, bounds: BatchBounds, C, opts: BoundOptions,
+                            target: int | None = None):  # fmt: skip
+    """Like ``spec_bounds_batch`` with optimised slopes; C: (S, n) shared or (B, S, n)."""
+    p = opts.prop(net)
+    target = net.output if target is None else target
+    lo, hi = as_batch(lo, p), as_batch(hi, p)
+    C = torch.as_tensor(C, dtype=p.dtype, device=p.device)
+    if C.dim() == 2:
+        C = C.expand(lo.shape[0], -1, -1)
+    return alpha_bounds(p, target, C, lo, hi, bounds.pre, opts)
+
+
+def alpha_spec_bounds(net, lo, hi, bounds, C, target: int | None = None, iters: int = 20,
+                      lr: float = 0.25, start=None):  # fmt: skip
+    """One point (numpy in and out, float64); ``start`` = (lb, ub) to intersect with."""
+    import numpy as np
+
+    pre = {v: (torch.from_numpy(l)[None], torch.from_numpy(u)[None])
+           for v, (l, u) in bounds.pre.items()}  # fmt: skip
+    opts = BoundOptions(method="alpha-crown", alpha_iters=iters, alpha_lr=lr)
+    lb, ub = alpha_spec_bounds_batch(net, lo, hi, BatchBounds(pre, bounds.method),
+                                     np.asarray(C, np.float64), opts, target)  # fmt: skip
+    lb, ub = lb[0].numpy(), ub[0].numpy()
+    if start is not None:
+        lb, ub = np.maximum(lb, start[0]), np.minimum(ub, start[1])
+    return lb, ub

@@ -1,29 +1,89 @@
-"""Bounds on every ReLU pre-activation and on linear specs over an input box.
+"""Bounds on every ReLU pre-activation and on linear specs over input boxes, for B points at once.
 
-All arithmetic is float64; every bound is then widened outward by ``margin`` (absolute plus
-relative) so that rounding cannot make it too tight (DESIGN.md section 2, rule 1)."""
+The engine works in torch on any device, in float64 or float32. Rounding can only make a bound
+too tight through the few ulps lost in each sum, so every affine layer's IBP box and every
+CROWN result is widened outward by ``rel * mag + abs``, where ``mag`` is the sum of the
+absolute values of the terms that were added (tracked alongside, see ``rules.py``) and
+(rel, abs) depend on the dtype (``ROUNDING``). For float32 the relative allowance is 2e-5 per
+layer: about 170 float32 ulps, several hundred times the largest float32-vs-float64 difference
+seen in the tests. It is an engineering allowance, not a machine-checked proof; choose float64
+(``--precision float64``) where that matters more than speed (DESIGN.md section 2, rule 1)."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from ..net.graph import Network, Relu
-from .rules import crown_node, ibp_node
+from ..errors import InputError
+from ..net.graph import Conv, Linear, Network, Relu, Scale
+from .rules import CROWN_RULES, IBP_RULES, Prop
+
+log = logging.getLogger("fkdverify")
 
 METHODS = ("ibp", "crown", "alpha-crown")
-_ABS, _REL = 1e-7, 1e-9
+PRECISIONS = {"float64": torch.float64, "float32": torch.float32}
+ROUNDING = {torch.float64: (1e-11, 1e-8), torch.float32: (2e-5, 1e-5)}
+_AFFINE = (Linear, Conv, Scale)
 
 
-def _outward(lb: torch.Tensor, ub: torch.Tensor):
-    return lb - _ABS - _REL * lb.abs(), ub + _ABS + _REL * ub.abs()
+@dataclass(frozen=True)
+class BoundOptions:
+    """How bounds are computed. ``memory_mb`` caps the backward pass's coefficient tensors;
+    larger batches are split into chunks (and the log says so)."""
+
+    method: str = "crown"
+    precision: str = "float64"
+    device: str = "cpu"
+    memory_mb: int = 2048
+    alpha_iters: int = 20
+    alpha_lr: float = 0.25
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise InputError(f"bound method must be one of {', '.join(METHODS)}")
+        if self.precision not in PRECISIONS:
+            raise InputError(f"--precision must be one of {', '.join(PRECISIONS)}")
+        if self.memory_mb < 16:
+            raise InputError("--bounds-memory must be at least 16 MB")
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise InputError("--device cuda: no CUDA device is visible; use --device cpu")
+
+    def prop(self, net: Network) -> Prop:
+        return Prop(net, PRECISIONS[self.precision], self.device)
+
+
+def auto_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@dataclass(frozen=True, eq=False)
+class BatchBounds:
+    """Pre-activation bounds of B points: ``pre[v] = (l, u)``, tensors (B, size of v)."""
+
+    pre: dict
+    method: str
+
+    def n_unstable(self) -> torch.Tensor:
+        """Undecided ReLUs per point, (B,)."""
+        counts = [((l < 0) & (u > 0)).sum(1) for l, u in self.pre.values()]
+        return torch.stack(counts).sum(0) if counts else torch.zeros(0, dtype=torch.long)
+
+    def take(self, idx) -> BatchBounds:
+        """The bounds of the points ``idx`` (a list of batch positions)."""
+        return BatchBounds({v: (l[idx], u[idx]) for v, (l, u) in self.pre.items()}, self.method)
+
+    def point(self, b: int) -> Bounds:
+        pre = {v: (l[b].double().cpu().numpy(), u[b].double().cpu().numpy())
+               for v, (l, u) in self.pre.items()}  # fmt: skip
+        return Bounds(pre, self.method)
 
 
 @dataclass(frozen=True, eq=False)
 class Bounds:
-    """Pre-activation bounds: ``pre[v] = (l, u)`` (numpy float64, flat) for each ReLU input v."""
+    """One point's pre-activation bounds: ``pre[v] = (l, u)`` (numpy float64, flat)."""
 
     pre: dict
     method: str
@@ -33,105 +93,223 @@ class Bounds:
         return int(sum(((self.pre[v][0] < 0) & (self.pre[v][1] > 0)).sum() for v in vs))
 
 
-def _box(lo, hi):
-    f = lambda a: torch.as_tensor(np.asarray(a, np.float64).reshape(1, -1))  # noqa: E731
-    return f(lo), f(hi)
+# ------------------------------------------------------------------------------- IBP
+def widen(p: Prop, lo, hi, mag, layers: int = 1):
+    rel, ab = ROUNDING[p.dtype]
+    slack = layers * rel * mag + ab
+    return lo - slack, hi + slack
 
 
-def crown_lower(
-    net: Network, target: int, C: torch.Tensor, lo, hi, pre: dict, alphas: dict | None = None
-) -> torch.Tensor:
-    """Lower bounds (S,) of C @ value(target) over the box [lo, hi] (tensors (1, n)).
+def ibp_values(p: Prop, lo, hi, pre: dict | None = None, upto: int | None = None) -> list:
+    """Boxes (lo, hi, mag) of values 0..upto (default: all); ``pre`` replaces the boxes of
+    ReLU inputs with tighter bounds already known."""
+    net, pre = p.net, pre or {}
+    upto = len(net.nodes) if upto is None else upto
+    vals = [(lo, hi, torch.maximum(lo.abs(), hi.abs()))]
+    for i, node in enumerate(net.nodes[:upto]):
+        box = IBP_RULES[type(node.layer)](p, i, [vals[v] for v in node.inputs])
+        if isinstance(node.layer, _AFFINE):
+            box = (*widen(p, *box), box[2])
+        if i + 1 in pre:
+            l, u = pre[i + 1]
+            box = (torch.maximum(box[0], l), torch.minimum(box[1], u), box[2])
+        vals.append(box)
+    return vals
 
-    ``alphas[v]`` optionally sets the lower ReLU slopes at ReLU input v (alpha-CROWN)."""
-    A: dict[int, torch.Tensor] = {target: C}
-    bias = torch.zeros(C.shape[0], dtype=C.dtype)
+
+# ----------------------------------------------------------------------------- CROWN
+def crown_lower(p: Prop, target: int, A, lo, hi, pre: dict, alphas: dict | None = None):
+    """Lower bounds (B, S) of A @ value(target) over the boxes [lo, hi] (B, n), widened for
+    rounding. A: (B, S, size of target). ``alphas[v]`` (B, S, n) optionally sets the lower
+    ReLU slopes at ReLU input v (alpha-CROWN)."""
+    net = p.net
+    coef: dict[int, torch.Tensor] = {target: A}
+    bias = torch.zeros(A.shape[:2], dtype=A.dtype, device=A.device)
+    mag = torch.zeros_like(bias)
+    depth = 0
     for i in range(target - 1, -1, -1):
-        a = A.pop(i + 1, None)
+        a = coef.pop(i + 1, None)
         if a is None:
             continue
         node = net.nodes[i]
+        v_in = node.inputs[0]
         relu = isinstance(node.layer, Relu)
-        p = pre.get(node.inputs[0]) if relu else None
-        al = alphas.get(node.inputs[0]) if relu and alphas else None
-        a_ins, b = crown_node(net, i, a, p, al)
-        bias = bias + b
+        al = alphas.get(v_in) if relu and alphas else None
+        a_ins, b, m = CROWN_RULES[type(node.layer)](p, i, a, pre.get(v_in) if relu else None, al)
+        bias, mag = bias + b, mag + m
+        depth += isinstance(node.layer, _AFFINE)
         for v, ai in zip(node.inputs, a_ins, strict=True):
-            A[v] = A[v] + ai if v in A else ai
-    a0 = A.get(0)
-    if a0 is None:
-        return bias
-    centre, rad = (hi + lo) / 2, (hi - lo) / 2
-    return a0 @ centre[0] - a0.abs() @ rad[0] + bias
+            coef[v] = coef[v] + ai if v in coef else ai
+    a0 = coef.get(0)
+    if a0 is not None:
+        centre, rad = (hi + lo) / 2, (hi - lo) / 2
+        bias = bias + torch.einsum("bsn,bn->bs", a0, centre)
+        bias = bias - torch.einsum("bsn,bn->bs", a0.abs(), rad)
+        mag = mag + torch.einsum("bsn,bn->bs", a0.abs(), centre.abs() + rad)
+    return widen(p, bias, bias, mag, max(depth, 1))[0]
 
 
-def _crown_box(net, target, lo, hi, pre, rows=None):
-    n = net.size_of(target)
-    eye = torch.eye(n, dtype=torch.float64)
-    if rows is not None:
-        eye = eye[rows]
-    lb = crown_lower(net, target, torch.cat([eye, -eye]), lo, hi, pre)
-    k = eye.shape[0]
-    return _outward(lb[:k], -lb[k:])
+def _rows(C, b0, b1, s0, s1):
+    if callable(C):
+        return C(b0, b1, s0, s1)
+    if C.dim() == 2:
+        return C[s0:s1].expand(b1 - b0, -1, -1)
+    return C[b0:b1, s0:s1]
+
+
+def chunks(p: Prop, target: int, n_points: int, n_rows: int, memory_mb: int, factor: int = 4):
+    """(point slice, row slice) pairs whose coefficient tensors fit the memory budget."""
+    width = max(p.net.size_of(v) for v in range(target + 1))
+    item = torch.finfo(p.dtype).bits // 8
+    units = max(1, int(memory_mb * 2**20 // (width * item * factor)))
+    if n_points * n_rows <= units:
+        return [(slice(0, n_points), slice(0, n_rows))]
+    bp = max(1, units // n_rows)
+    bs = n_rows if bp > 1 else min(n_rows, units)
+    out = [(slice(b, min(b + bp, n_points)), slice(s, min(s + bs, n_rows)))
+           for b in range(0, n_points, bp) for s in range(0, n_rows, bs)]  # fmt: skip
+    _note_once(
+        f"bounds: backward pass split into {len(out)} chunks ({bp} point(s) x {bs} rows each) "
+        f"to stay within {memory_mb} MB; raise --bounds-memory to use fewer"
+    )
+    return out
+
+
+_NOTED: set = set()
+
+
+def _note_once(msg: str) -> None:
+    if msg not in _NOTED:
+        _NOTED.add(msg)
+        log.info(msg)
+
+
+def crown_bounds(p: Prop, target: int, C, n_rows: int, lo, hi, pre, memory_mb: int):
+    """(lower, upper) (B, S) of C @ value(target): one backward pass over [C; -C], chunked.
+    C: (S, n), (B, S, n), or a function (b0, b1, s0, s1) -> rows (b1-b0, s1-s0, n)."""
+    B = lo.shape[0]
+    lb = torch.empty(B, n_rows, dtype=p.dtype, device=p.device)
+    ub = torch.empty_like(lb)
+    for bsl, ssl in chunks(p, target, B, n_rows, memory_mb, factor=8):  # rows and -rows
+        rows = _rows(C, bsl.start, bsl.stop, ssl.start, ssl.stop).to(p.dtype)
+        sub = {v: (l[bsl], u[bsl]) for v, (l, u) in pre.items() if v < target}
+        low = crown_lower(p, target, torch.cat([rows, -rows], 1), lo[bsl], hi[bsl], sub)
+        k = rows.shape[1]
+        lb[bsl, ssl], ub[bsl, ssl] = low[:, :k], -low[:, k:]
+    return lb, ub
+
+
+def unstable_rows(l, u):
+    """Per point, the indices of unstable neurons padded to the largest count: (idx, valid),
+    both (B, smax)."""
+    unstable = (l < 0) & (u > 0)
+    counts = unstable.sum(1)
+    smax = int(counts.max()) if len(counts) else 0
+    order = torch.argsort(unstable.to(torch.int8), dim=1, descending=True, stable=True)
+    idx = order[:, :smax]
+    valid = torch.arange(smax, device=l.device)[None, :] < counts[:, None]
+    return idx, valid
+
+
+def one_hot_rows(idx, valid, n: int, dtype):
+    def make(b0, b1, s0, s1):
+        i, v = idx[b0:b1, s0:s1], valid[b0:b1, s0:s1]
+        out = torch.zeros(*i.shape, n, dtype=dtype, device=i.device)
+        return out.scatter_(2, i[..., None], v[..., None].to(dtype))
+
+    return make
+
+
+def tighten_rows(l, u, idx, valid, lb, ub):
+    """Intersect (l, u) with new bounds (lb, ub) of the neurons idx (only where valid)."""
+    old_l, old_u = l.gather(1, idx), u.gather(1, idx)
+    new_l = torch.where(valid, torch.maximum(old_l, lb), old_l)
+    new_u = torch.where(valid, torch.minimum(old_u, ub), old_u)
+    return l.clone().scatter_(1, idx, new_l), u.clone().scatter_(1, idx, new_u)
+
+
+def propagate(net: Network, lo, hi, opts: BoundOptions) -> BatchBounds:
+    """Bounds of every ReLU input over the boxes [lo, hi] (tensors (B, n) or arrays).
+
+    IBP everywhere; with crown (and alpha-crown), CROWN on each pre-activation that IBP leaves
+    unstable, earlier layers' tightened bounds feeding later ones; alpha-crown then re-bounds
+    the unstable neurons of each layer with optimised slopes (``alpha.py``)."""
+    p = opts.prop(net)
+    lo, hi = as_batch(lo, p), as_batch(hi, p)
+    relu_in = set(net.relu_inputs())
+    deep = net.deep_values()
+    pre: dict = {}
+    vals = [(lo, hi, torch.maximum(lo.abs(), hi.abs()))]
+    with torch.no_grad():
+        for i, node in enumerate(net.nodes):
+            box = IBP_RULES[type(node.layer)](p, i, [vals[v] for v in node.inputs])
+            if isinstance(node.layer, _AFFINE):
+                box = (*widen(p, *box), box[2])
+            v = i + 1
+            if v in relu_in:
+                l, u = box[0], box[1]
+                if opts.method != "ibp" and v in deep:
+                    idx, valid = unstable_rows(l, u)
+                    if idx.shape[1]:
+                        rows = one_hot_rows(idx, valid, net.size_of(v), p.dtype)
+                        cl, cu = crown_bounds(p, v, rows, idx.shape[1], lo, hi, pre, opts.memory_mb)
+                        l, u = tighten_rows(l, u, idx, valid, cl, cu)
+                if opts.method == "alpha-crown" and v in deep:
+                    from .alpha import alpha_layer
+
+                    with torch.enable_grad():
+                        l, u = alpha_layer(p, v, lo, hi, pre, l, u, opts)
+                pre[v] = (l, u)
+                box = (l, u, box[2])
+            vals.append(box)
+    return BatchBounds(pre, opts.method)
+
+
+def spec_bounds_batch(net: Network, lo, hi, bounds: BatchBounds, C, opts: BoundOptions,
+                      target: int | None = None):  # fmt: skip
+    """Sound (lower, upper) (B, S) of C @ value(target); C (S, n) shared or (B, S, n).
+
+    IBP, intersected with CROWN backward through the whole product when the bounds are not
+    IBP's (one pass for all rows: never bound networks apart and subtract)."""
+    p = opts.prop(net)
+    target = net.output if target is None else target
+    lo, hi = as_batch(lo, p), as_batch(hi, p)
+    C = torch.as_tensor(np.asarray(C) if not torch.is_tensor(C) else C, dtype=p.dtype,
+                        device=p.device)  # fmt: skip
+    with torch.no_grad():
+        tlo, thi, tmag = ibp_values(p, lo, hi, bounds.pre, target)[target]
+        c, r = (thi + tlo) / 2, (thi - tlo) / 2
+        Cb = C if C.dim() == 3 else C.expand(lo.shape[0], -1, -1)
+        mid = torch.einsum("bsn,bn->bs", Cb, c)
+        rad = torch.einsum("bsn,bn->bs", Cb.abs(), r)
+        mag = torch.einsum("bsn,bn->bs", Cb.abs(), c.abs() + r)
+        ilb, iub = widen(p, mid - rad, mid + rad, mag)
+        if bounds.method != "ibp":
+            lb, ub = crown_bounds(p, target, C, C.shape[-2], lo, hi, bounds.pre, opts.memory_mb)
+            ilb, iub = torch.maximum(ilb, lb), torch.minimum(iub, ub)
+    return ilb, iub
+
+
+def as_batch(a, p: Prop) -> torch.Tensor:
+    t = torch.as_tensor(a if torch.is_tensor(a) else np.asarray(a), dtype=p.dtype, device=p.device)
+    return t.reshape(t.shape[0] if t.dim() > 1 else 1, -1)
+
+
+# ------------------------------------------------ one point, numpy float64 (used by the MILP)
+_F64 = {m: BoundOptions(method=m) for m in METHODS}
 
 
 def network_bounds(net: Network, lo, hi, method: str = "crown") -> Bounds:
-    """Bounds of every ReLU input over the box [lo, hi] (flat input arrays).
-
-    IBP everywhere; with ``crown``, CROWN on each pre-activation (only the neurons IBP leaves
-    unstable), intersected with IBP, earlier layers' bounds feeding later ones."""
+    """One point's bounds of every ReLU input over the box [lo, hi] (flat arrays), float64."""
     if method not in METHODS:
         raise ValueError(f"unknown bound method {method!r}")
-    if method == "alpha-crown":
-        from .alpha import alpha_network_bounds
-
-        return alpha_network_bounds(net, lo, hi)
-    tlo, thi = _box(lo, hi)
-    relu_in = set(net.relu_inputs())
-    vals: list[tuple] = [(tlo, thi)]
-    pre: dict = {}
-    with torch.no_grad():
-        for i, node in enumerate(net.nodes):
-            box = ibp_node(net, i, [vals[v] for v in node.inputs])
-            vid = i + 1
-            if vid in relu_in:
-                l, u = _outward(box[0][0], box[1][0])
-                if method == "crown":
-                    rows = torch.nonzero((l < 0) & (u > 0)).flatten()
-                    if len(rows):
-                        cl, cu = _crown_box(net, vid, tlo, thi, pre, rows)
-                        l = l.clone()
-                        u = u.clone()
-                        l[rows] = torch.maximum(l[rows], cl)
-                        u[rows] = torch.minimum(u[rows], cu)
-                pre[vid] = (l, u)
-                box = (l[None], u[None])
-            vals.append(box)
-    return Bounds({v: (l.numpy(), u.numpy()) for v, (l, u) in pre.items()}, method)
+    return propagate(net, lo, hi, _F64[method]).point(0)
 
 
 def spec_bounds(net: Network, lo, hi, bounds: Bounds, C, target: int | None = None):
-    """Sound (lower, upper) bounds (numpy, (S,)) of C @ value(target) over the box.
-
-    CROWN backward through the product when ``bounds.method`` is crown (one pass for all rows:
-    never bound networks apart and subtract), else IBP; always intersected with IBP."""
-    target = net.output if target is None else target
-    tlo, thi = _box(lo, hi)
-    Ct = torch.as_tensor(np.asarray(C, np.float64))
-    pre = {v: (torch.from_numpy(l), torch.from_numpy(u)) for v, (l, u) in bounds.pre.items()}
-    with torch.no_grad():
-        vals: list[tuple] = [(tlo, thi)]
-        for i, node in enumerate(net.nodes[:target]):
-            box = ibp_node(net, i, [vals[v] for v in node.inputs])
-            if i + 1 in pre:
-                box = (pre[i + 1][0][None], pre[i + 1][1][None])
-            vals.append(box)
-        lo_t, hi_t = vals[target]
-        c, r = (hi_t + lo_t) / 2, (hi_t - lo_t) / 2
-        ilb, iub = Ct @ c[0] - Ct.abs() @ r[0], Ct @ c[0] + Ct.abs() @ r[0]
-        if bounds.method != "ibp":  # crown, crown+lp, alpha-crown: bound the spec by CROWN
-            lb = crown_lower(net, target, torch.cat([Ct, -Ct]), tlo, thi, pre)
-            k = Ct.shape[0]
-            ilb, iub = torch.maximum(ilb, lb[:k]), torch.minimum(iub, -lb[k:])
-        lb, ub = _outward(ilb, iub)
-    return lb.numpy(), ub.numpy()
+    """One point's sound (lower, upper) bounds (numpy, (S,)) of C @ value(target)."""
+    pre = {v: (torch.from_numpy(l)[None], torch.from_numpy(u)[None])
+           for v, (l, u) in bounds.pre.items()}  # fmt: skip
+    method = "crown" if bounds.method != "ibp" else "ibp"
+    lb, ub = spec_bounds_batch(net, lo, hi, BatchBounds(pre, method), C, _F64[method], target)
+    return lb[0].numpy(), ub[0].numpy()
