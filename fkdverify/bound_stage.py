@@ -54,8 +54,13 @@ def bound_stage(ctx: PairContext, sts: list[PointState], lo, hi, cls, opts: Cert
         _count(sts, "crown", pb)
     spec = replace(eng, method="crown" if method != "ibp" else "ibp")
     npair = ctx.k * (ctx.k - 1)
-    _, ub = spec_bounds_batch(P, lo, hi, pb, np.eye(2 * npair), spec)
-    ub = ub.double().cpu().numpy()
+    # upper bounds suffice (the pairs come in both orders); rows of one network alone pass
+    # through that network only, so each network's rows go in their own pass
+    eye = np.eye(2 * npair)
+    ub = np.concatenate([
+        spec_bounds_batch(P, lo, hi, pb, eye[part], spec, upper_only=True)[1].double().cpu().numpy()
+        for part in (slice(0, npair), slice(npair, 2 * npair))
+    ], axis=1)  # fmt: skip
     for b, st in enumerate(sts):
         apply_pair_bounds(ctx, st, ub[b], cls[b], opts, want_agree, want_gap, b)
     still = lambda: [b for b, st in enumerate(sts) if is_open(st, opts, want_agree, want_gap)]  # noqa: E731
@@ -107,10 +112,8 @@ def _spec(ctx, lo, hi, pb: BatchBounds, idx, C, method, opts):
     sub = pb.take(idx)
     eng = replace(opts.engine, method=method)
     C = torch.as_tensor(C)
-    if method == "alpha-crown":
-        _, ub = alpha_spec_bounds_batch(ctx.product, lo[idx], hi[idx], sub, C, eng)
-    else:
-        _, ub = spec_bounds_batch(ctx.product, lo[idx], hi[idx], sub, C, eng)
+    f = alpha_spec_bounds_batch if method == "alpha-crown" else spec_bounds_batch
+    _, ub = f(ctx.product, lo[idx], hi[idx], sub, C, eng, upper_only=True)
     return ub.double().cpu().numpy()
 
 
@@ -121,12 +124,15 @@ def _alpha_pairs(ctx, sts, lo, hi, cls, opts, want_agree, want_gap, pb, idx):
     for b in idx:
         c = cls[b]
         r = [pair_index(k, j, c) for j in range(k) if j != c]
-        r += [pair_index(k, c, j) for j in range(k) if j != c]
-        rows.append(r + [npair + i for i in r])
+        rows.append(r + [pair_index(k, c, j) for j in range(k) if j != c])
     rows = np.array(rows)
-    C = np.zeros((len(idx), rows.shape[1], 2 * npair))
-    np.put_along_axis(C, rows[..., None], 1.0, axis=2)
-    ub = _spec(ctx, lo, hi, pb, idx, C, "alpha-crown", opts)
+    ubs = []
+    for off in (0, npair):  # each network's rows in their own pass
+        C = np.zeros((len(idx), rows.shape[1], 2 * npair))
+        np.put_along_axis(C, rows[..., None] + off, 1.0, axis=2)
+        ubs.append(_spec(ctx, lo, hi, pb, idx, C, "alpha-crown", opts))
+    rows = np.concatenate([rows, rows + npair], axis=1)
+    ub = np.concatenate(ubs, axis=1)
     for i, b in enumerate(idx):
         full = np.full(2 * npair, np.inf)
         full[rows[i]] = ub[i]

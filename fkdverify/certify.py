@@ -159,7 +159,7 @@ def _finish(
         st.notes.append("agreement not checked (--property gap)")
     elif st.agreement == DISAGREE or st.gap_lo > opts.delta:
         faithful = UNFAITHFUL
-    elif st.agreement == AGREE and st.gap_hi <= opts.delta:
+    elif st.agreement == AGREE and (opts.prop == "agreement" or st.gap_hi <= opts.delta):
         faithful = FAITHFUL
     else:
         faithful = UNKNOWN

@@ -46,21 +46,27 @@ def alpha_lower(p: Prop, target: int, A, lo, hi, pre: dict, iters: int, lr: floa
         return torch.maximum(best, crown_lower(p, target, A, lo, hi, pre, alphas))
 
 
-def alpha_bounds(p: Prop, target: int, C, lo, hi, pre: dict, opts: BoundOptions):
+def alpha_bounds(p: Prop, target: int, C, lo, hi, pre: dict, opts: BoundOptions,
+                 upper_only: bool = False):  # fmt: skip
     """(lower, upper) (B, S) of C @ value(target), C: (B, S, n), chunked to the memory budget
-    (autograd keeps every layer's coefficients, hence the larger factor)."""
+    (autograd keeps every layer's coefficients, hence the larger factor); ``upper_only``:
+    lower = -inf, half the work."""
     B, S = C.shape[:2]
-    lb = torch.empty(B, S, dtype=p.dtype, device=p.device)
+    lb = torch.full((B, S), -torch.inf, dtype=p.dtype, device=p.device)
     ub = torch.empty_like(lb)
     factor = 8 + 4 * target
     with torch.enable_grad():
         for bsl, ssl in chunks(p, target, B, S, opts.memory_mb, factor):
             rows = C[bsl, ssl]
             sub = {v: (l[bsl], u[bsl]) for v, (l, u) in pre.items() if v < target}
-            low = alpha_lower(p, target, torch.cat([rows, -rows], 1), lo[bsl], hi[bsl], sub,
-                              opts.alpha_iters, opts.alpha_lr)  # fmt: skip
-            k = rows.shape[1]
-            lb[bsl, ssl], ub[bsl, ssl] = low[:, :k], -low[:, k:]
+            both = -rows if upper_only else torch.cat([rows, -rows], 1)
+            low = alpha_lower(p, target, both, lo[bsl], hi[bsl], sub, opts.alpha_iters,
+                              opts.alpha_lr)  # fmt: skip
+            if upper_only:
+                ub[bsl, ssl] = -low
+            else:
+                k = rows.shape[1]
+                lb[bsl, ssl], ub[bsl, ssl] = low[:, :k], -low[:, k:]
     return lb, ub
 
 
@@ -75,7 +81,7 @@ def alpha_layer(p: Prop, v: int, lo, hi, pre: dict, l, u, opts: BoundOptions):
 
 
 def alpha_spec_bounds_batch(net, lo, hi, bounds: BatchBounds, C, opts: BoundOptions,
-                            target: int | None = None):  # fmt: skip
+                            target: int | None = None, upper_only: bool = False):  # fmt: skip
     """Like ``spec_bounds_batch`` with optimised slopes; C: (S, n) shared or (B, S, n)."""
     p = opts.prop(net)
     target = net.output if target is None else target
@@ -83,7 +89,7 @@ def alpha_spec_bounds_batch(net, lo, hi, bounds: BatchBounds, C, opts: BoundOpti
     C = torch.as_tensor(C, dtype=p.dtype, device=p.device)
     if C.dim() == 2:
         C = C.expand(lo.shape[0], -1, -1)
-    return alpha_bounds(p, target, C, lo, hi, bounds.pre, opts)
+    return alpha_bounds(p, target, C, lo, hi, bounds.pre, opts, upper_only)
 
 
 def alpha_spec_bounds(net, lo, hi, bounds, C, target: int | None = None, iters: int = 20,
