@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from fkdverify.bounds import network_bounds, spec_bounds
-from fkdverify.bounds.rules import CROWN_RULES, IBP_RULES
+from fkdverify.bounds.rules import CROWN_RULES, IBP_RULES, RULES
 from fkdverify.net.graph import Add, Concat, Conv, Linear, Permute, Relu, Reshape, Scale
 from fkdverify.net.onnx_import import import_onnx
 from fkdverify.net.product import product
@@ -32,6 +32,8 @@ def test_alpha_spec_bounds_no_looser_than_crown(tmp_path):
 def test_every_method_covers_every_layer_type():
     kinds = {Linear, Conv, Scale, Relu, Reshape, Permute, Add, Concat}
     assert set(IBP_RULES) == kinds and set(CROWN_RULES) == kinds
+    assert set(RULES) == {"ibp", "crown", "alpha-crown"}
+    assert all(set(table) == kinds for table in RULES.values())
 
 
 def _check_inside(net, lo, hi, method, n=3000, seed=0):

@@ -150,3 +150,51 @@ def test_unlicensed_gurobi_is_one_line(tmp_path, capsys, monkeypatch):
     code = main(["certify", a, a, "--eps", "0.1", "--solver", "gurobi"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "Gurobi" in err
+
+
+def test_bound_methods_on_the_oval21_cifar_pair(data, tmp_path):
+    """CROWN on a real CIFAR-10 pair with its normalisation; counterexamples confirmed by
+    onnxruntime on the original files fed normalised input."""
+    base = data / "vnncomp" / "oval21" / "onnx"
+    t, s = str(base / "cifar_wide_kw.onnx"), str(base / "cifar_base_kw.onnx")
+    common = ["--indices", "0-7", "--data-dir", data, "--mean", "0.485,0.456,0.406", "--std",
+              "0.225", "--eps", 2 / 255]  # fmt: skip
+    rows = {}
+    for method, prec in (("ibp", "float64"), ("crown", "float32"), ("alpha-crown", "float64")):
+        out = tmp_path / f"{method}.csv"
+        res = run_cli("certify", t, s, *common, "--method", method, "--precision", prec,
+                      "--out", out)  # fmt: skip
+        assert res.returncode == 0, res.stderr
+        rows[method] = list(csv.DictReader(open(out)))
+        assert len(rows[method]) == 8
+    decided = [r for r in rows["crown"] if not r["note"].startswith("skipped")]
+    assert all(int(r["unstable_crown"]) <= int(r["unstable_ibp"]) for r in decided)
+    agree = {m: sum(r["agreement"] == "agree" for r in rs) for m, rs in rows.items()}
+    assert agree["ibp"] <= agree["crown"] <= agree["alpha-crown"] and agree["crown"] > 0
+    mean = np.array([0.485, 0.456, 0.406])[None, :, None, None]
+    for r in rows["crown"]:
+        if r["agreement"] == "disagree":
+            x = np.load(r["counterexample"])
+            preds = []
+            for f in (t, s):
+                sess = ort.InferenceSession(f)
+                xn = ((x - mean) / 0.225).astype(np.float32)
+                preds.append(int(sess.run(None, {sess.get_inputs()[0].name: xn})[0].argmax()))
+            assert preds[0] != preds[1]
+
+
+def test_tiny_bounds_memory_is_logged(tmp_path, data):
+    base = data / "vnncomp" / "oval21" / "onnx"
+    t = str(base / "cifar_base_kw.onnx")
+    res = run_cli("certify", t, t, "--indices", "0-3", "--data-dir", data, "--eps", 1 / 255,
+                  "--method", "crown", "--bounds-memory", 16, "--mean", "0.485,0.456,0.406",
+                  "--std", "0.225", "--no-attack")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert "chunks" in res.stderr and "--bounds-memory" in res.stderr
+
+
+def test_bad_normalisation_is_one_line(tmp_path, data):
+    base = data / "vnncomp" / "oval21" / "onnx"
+    t = str(base / "cifar_base_kw.onnx")
+    res = run_cli("certify", t, t, "--eps", 0.01, "--mean", "0.1,0.2", "--data-dir", data)
+    one_line_error(res, "--mean/--std", "channel")
