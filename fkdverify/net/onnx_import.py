@@ -27,7 +27,8 @@ from .simplify import fold_affine
 
 SUPPORTED = (
     "Gemm, MatMul, Add, Sub, Mul, Div, Conv, Relu, Flatten, Reshape, Squeeze, Unsqueeze, "
-    "Transpose, BatchNormalization, Identity, Dropout, Constant, Softmax (final only)"
+    "Transpose, BatchNormalization, AveragePool, GlobalAveragePool, Identity, Dropout, Constant, "
+    "Softmax (final only)"
 )
 _MAX_DENSE = 50_000_000  # entries of an expanded MatMul/Kronecker matrix
 
@@ -151,6 +152,8 @@ class _Importer:
             self.matmul(n, i, ins)
         elif op == "Conv":
             self.conv(n, i, ins, at)
+        elif op in ("AveragePool", "GlobalAveragePool"):
+            self.avgpool(n, i, ins, at)
         elif op in ("Add", "Sub", "Mul", "Div"):
             self.arith(n, i, ins)
         elif op == "BatchNormalization":
@@ -288,6 +291,31 @@ class _Importer:
         oh, ow = conv_out_hw((h, w), layer)
         shape = (*s[:-3], W.shape[0], oh, ow)
         self.env[n.output[0]] = ("val", self.add(layer, [x], shape, n.name))
+
+    def avgpool(self, n, i, ins, at):
+        """Average pooling as the depthwise convolution it is (weights 1/(kh*kw)); exact
+        without padding, or with padding counted in the average (count_include_pad=1)."""
+        x = self.dyn(n, i, ins, 0)
+        s = self.shape(x)
+        try:
+            c, h, w = chw(s)
+        except ValueError:
+            self.fail(n, i, f"{n.op_type} input must be (1, C, H, W), got {s}")
+        if n.op_type == "GlobalAveragePool":
+            kh, kw, strides, pads = h, w, [1, 1], [0, 0, 0, 0]
+        else:
+            kh, kw = at.get("kernel_shape", [0, 0])
+            strides, pads = list(at.get("strides", [1, 1])), list(at.get("pads", [0, 0, 0, 0]))
+            if at.get("ceil_mode", 0):
+                self.fail(n, i, "AveragePool with ceil_mode=1 is not supported")
+            if any(pads) and not at.get("count_include_pad", 0):
+                self.fail(n, i, "AveragePool with padding needs count_include_pad=1 to be linear")
+            if pads[:2] != pads[2:]:
+                self.fail(n, i, f"asymmetric padding {pads} is not supported")
+        weight = np.full((c, 1, kh, kw), 1.0 / (kh * kw))
+        layer = Conv(weight, np.zeros(c), tuple(strides), tuple(pads[:2]), (1, 1), c)
+        oh, ow = conv_out_hw((h, w), layer)
+        self.env[n.output[0]] = ("val", self.add(layer, [x], (*s[:-3], c, oh, ow), n.name))
 
     def arith(self, n, i, ins):
         op = n.op_type

@@ -143,3 +143,42 @@ def test_missing_and_non_onnx_files(tmp_path):
     bad.write_text("this is not a network")
     with pytest.raises(ModelError, match="not"):
         import_onnx(str(bad))
+
+
+@pytest.mark.parametrize(
+    "pool",
+    [
+        dict(op="AveragePool", kernel_shape=[2, 2], strides=[2, 2]),
+        dict(op="AveragePool", kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1],
+             count_include_pad=1),
+        dict(op="GlobalAveragePool"),
+    ],
+)  # fmt: skip
+def test_average_pooling_is_an_exact_depthwise_conv(tmp_path, pool):
+    rng = np.random.default_rng(4)
+    attrs = {k: v for k, v in pool.items() if k != "op"}
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["r"]),
+        helper.make_node(pool["op"], ["r"], ["p"], **attrs),
+        helper.make_node("Flatten", ["p"], ["f"], axis=1),
+        helper.make_node("Gemm", ["f", "w2", "b2"], ["y"], transB=1),
+    ]
+    out_hw = {"GlobalAveragePool": 1, "AveragePool": 3 if pool.get("strides") == [2, 2] else 6}
+    n = 4 * out_hw[pool["op"]] ** 2
+    inits = [_init("w1", rng.normal(size=(4, 2, 3, 3))), _init("b1", rng.normal(size=4)),
+             _init("w2", rng.normal(size=(3, n))), _init("b2", rng.normal(size=3))]  # fmt: skip
+    net = assert_matches_ort(_graph_file(tmp_path, nodes, inits, (1, 2, 6, 6), (1, 3)))
+    from fkdverify.bounds import network_bounds
+
+    x = np.random.default_rng(5).random(net.input_size)
+    b = network_bounds(net, np.clip(x - 0.1, 0, 1), np.clip(x + 0.1, 0, 1), "crown")
+    assert b.pre  # the pooled network bounds like any other
+
+
+def test_average_pool_padding_excluded_from_count_is_refused(tmp_path):
+    nodes = [helper.make_node("AveragePool", ["x"], ["y"], kernel_shape=[3, 3], pads=[1, 1, 1, 1],
+                              name="pool1")]  # fmt: skip
+    path = _graph_file(tmp_path, nodes, [], (1, 1, 4, 4), (1, 1, 4, 4))
+    with pytest.raises(UnsupportedOpError, match="count_include_pad"):
+        import_onnx(path)
