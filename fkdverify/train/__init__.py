@@ -1,0 +1,1 @@
+"""Training: architectures, losses, adversaries, the trainer and ONNX export (DESIGN.md §4)."""

@@ -1,0 +1,107 @@
+"""One training step's loss for each method: teachers (standard, PGD, IBP, CROWN-IBP) and
+students (KD, ARD, RSLAD, IAD, faithful). Each function maps a batch to (loss, logits on the
+clean batch); the attack inside uses the step's own generator (reproducible, resumable)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import losses as L
+from .adversary import ball, pgd
+from .ibp import margin_lower_bounds, worst_logits
+
+TEACHER_METHODS = ("standard", "pgd", "ibp", "crown-ibp")
+STUDENT_METHODS = ("kd", "ard", "rslad", "iad", "faithful")
+
+
+@dataclass
+class Batch:
+    x: torch.Tensor  # (B, C, H, W) in [0, 1]
+    y: torch.Tensor  # (B,)
+    gen: torch.Generator
+    eps: float  # the epsilon of this step (ramped for certified training)
+    progress: float  # fraction of the ramp done, in [0, 1]
+
+
+def _rows_kl(target, logits, t=1.0):
+    return F.kl_div(F.log_softmax(logits / t, 1), F.softmax(target / t, 1), reduction="none").sum(1)
+
+
+def teacher_step(method: str, model, b: Batch, opts):
+    z = model(b.x)
+    if method == "standard":
+        return F.cross_entropy(z, b.y), z
+    if method == "pgd":  # Madry et al. 2018: train on the worst point found by PGD
+        xa = pgd(lambda v: F.cross_entropy(model(v), b.y, reduction="none"), b.x, b.eps,
+                 opts.pgd_steps, b.gen)  # fmt: skip
+        return F.cross_entropy(model(xa), b.y), z
+    # IBP / CROWN-IBP with the epsilon ramp; kappa 1 -> 0.5 and beta 1 -> 0 along it
+    lo, hi = ball(b.x, b.eps)
+    beta = (1.0 - b.progress) if method == "crown-ibp" else 0.0
+    worst = worst_logits(model, lo, hi, b.y, beta)
+    return L.certified_loss(z, worst, b.y, kappa=1.0 - 0.5 * b.progress), z
+
+
+def student_step(method: str, model, teacher, b: Batch, opts, teacher_bounds=None):
+    x, y = b.x, b.y
+    with torch.no_grad():
+        zt = teacher(x)
+    zs = model(x)
+    steps = opts.pgd_steps
+    if method == "kd":
+        return L.kd_loss(zs, zt, y, opts.temp("kd"), opts.weight("kd")), zs
+    if method == "ard":
+        t = opts.temp("ard")
+        xa = pgd(lambda v: _rows_kl(zt, model(v), t), x, b.eps, steps, b.gen)
+        return L.ard_loss(model(xa), zs, zt, y, t, opts.weight("ard")), zs
+    if method == "rslad":
+        xa = pgd(lambda v: _rows_kl(zt, model(v)), x, b.eps, steps, b.gen)
+        return L.rslad_loss(model(xa), zs, zt), zs
+    if method == "iad":
+        xa = pgd(lambda v: F.cross_entropy(model(v), y, reduction="none"), x, b.eps, steps, b.gen)
+        with torch.no_grad():
+            pt = F.softmax(teacher(xa), 1).gather(1, y[:, None])[:, 0]
+        return L.iad_loss(model(xa), zs, zt, pt, opts.iad_beta, opts.temp("iad")), zs
+    if method == "faithful":
+        xg = pgd(lambda v: L.confidence_gap(teacher(v), model(v), y), x, b.eps, steps, b.gen)
+        with torch.no_grad():
+            zt_g = teacher(xg)
+        gap_hi = None
+        if opts.bound_weight > 0:
+            lo, hi = ball(x, b.eps)
+            s_lo = margin_lower_bounds(model, lo, hi, y)
+            p_s_lo = torch.sigmoid(-torch.logsumexp(-s_lo, 1))
+            gap_hi = teacher_bounds(lo, hi, y) - p_s_lo
+        loss = L.faithful_loss(zs, zt, y, model(xg), zt_g, opts.delta, opts.temp("faithful"),
+                               opts.weight("faithful"), hinge=opts.hinge, gap_hi=gap_hi,
+                               bound=opts.bound_weight)  # fmt: skip
+        return loss, zs
+    raise ValueError(method)
+
+
+def teacher_confidence_bound(teacher_net, device: str = "cpu"):
+    """A function (lo, hi, y) -> sound upper bounds (B,) of the teacher's p^y over the boxes,
+    from the project's CROWN through the (fixed) teacher network."""
+    from ..bounds.propagate import BoundOptions, propagate, spec_bounds_batch
+
+    k = teacher_net.n_classes
+    eng = BoundOptions(method="crown", precision="float32", device=device)
+
+    def bound(lo, hi, y):
+        flat_lo = lo.reshape(len(lo), -1).detach()
+        flat_hi = hi.reshape(len(hi), -1).detach()
+        rows = np.zeros((len(y), k - 1, k), np.float32)
+        for i, c in enumerate(y.tolist()):  # m_j = z_c - z_j for j != c
+            others = [j for j in range(k) if j != c]
+            rows[i, :, c] = 1.0
+            rows[i, np.arange(k - 1), others] = -1.0
+        pb = propagate(teacher_net, flat_lo, flat_hi, eng)
+        _, up = spec_bounds_batch(teacher_net, flat_lo, flat_hi, pb, torch.from_numpy(rows), eng,
+                                  upper_only=True)  # fmt: skip
+        return torch.sigmoid(-torch.logsumexp(-up.float(), 1))
+
+    return bound
