@@ -219,7 +219,7 @@ def _train_options(f):
                      required=True, help="Training data (test split for evaluation)."),
         click.option("--data-dir", help="Where the dataset lies (else $FKD_DATA_DIR, ...)."),
         click.option("--arch", required=True,
-                     help="mlp:W1,W2,... (e.g. mlp:256,256), cnn-small or cnn-medium."),
+                     help="mlp:W1,W2,... (e.g. mlp:256,256), cnn-tiny, cnn-small or cnn-medium."),
         click.option("--eps", type=float, default=0.1, show_default=True,
                      help="L-inf radius for adversarial/certified terms (pixel space)."),
         click.option("--epochs", type=int, default=10, show_default=True),

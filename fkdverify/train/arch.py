@@ -2,6 +2,8 @@
 optional input normalisation in front; and their canonical :class:`Network` for export.
 
 * ``mlp:256,256`` — fully connected ReLU layers of those widths, then the output layer.
+* ``cnn-tiny`` — Conv(8, 4x4, stride 2) - Conv(16, 4x4, stride 2) - FC 100 (the shape of
+  VNN-COMP oval21's ``cifar_base_kw``).
 * ``cnn-small`` — Conv(16, 4x4, stride 2) - Conv(32, 4x4, stride 2) - FC 100 (Wong & Kolter
   2018's small network, the "small" model of certified-training papers).
 * ``cnn-medium`` — Conv(32, 3x3) - Conv(32, 4x4, s2) - Conv(64, 3x3) - Conv(64, 4x4, s2) -
@@ -20,6 +22,7 @@ from ..errors import InputError
 from ..net.graph import Conv, Linear, Network, Node, Relu, Reshape, Scale
 
 NAMED = {
+    "cnn-tiny": ([(8, 4, 2, 1), (16, 4, 2, 1)], [100]),
     "cnn-small": ([(16, 4, 2, 1), (32, 4, 2, 1)], [100]),
     "cnn-medium": ([(32, 3, 1, 1), (32, 4, 2, 1), (64, 3, 1, 1), (64, 4, 2, 1)], [512, 512]),
 }

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Re-creates the shipped models (run from the repository root; ~1 h on a 2-core CPU).
+# Fashion-MNIST's training set is not in ../shared/data: put Debian's dataset-fashion-mnist
+# files in ~/.cache/fkdverify/fashion-mnist/ (apt-get download dataset-fashion-mnist).
+set -euo pipefail
+D=${FKD_DATA_DIR:-../shared/data}
+T="fkdverify train"
+for ds in mnist fashion-mnist; do
+  $T teacher --dataset $ds --data-dir $D --arch mlp:256,256 --method pgd --eps 0.1 --epochs 10 --seed 0 --out models/${ds}_teacher_pgd.onnx --quiet
+  for m in kd ard rslad iad faithful; do
+    $T student --teacher models/${ds}_teacher_pgd.onnx --method $m --dataset $ds --data-dir $D --arch mlp:64,64 --eps 0.1 --epochs 10 --seed 0 --out models/${ds}_student_$m.onnx --quiet
+  done
+done
+$T teacher --dataset cifar10 --data-dir $D --arch cnn-small --method pgd --eps 0.0078431 --epochs 10 --seed 0 --out models/cifar10_teacher_pgd.onnx --quiet
+for m in kd faithful; do
+  $T student --teacher models/cifar10_teacher_pgd.onnx --method $m --dataset cifar10 --data-dir $D --arch cnn-tiny --eps 0.0078431 --epochs 10 --seed 0 --out models/cifar10_student_$m.onnx --quiet
+done
