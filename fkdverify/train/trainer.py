@@ -94,8 +94,9 @@ class TrainResult:
     path: str
     clean_acc: float
     pgd_acc: float
-    seconds: float
+    seconds: float  # everything: data, training, evaluation, export
     resumed_from: tuple[int, int] | None
+    train_seconds: float = 0.0  # the training loop alone
 
 
 def lr_at(opts: TrainOptions, step: int, total: int) -> float:
@@ -143,6 +144,7 @@ def train(opts: TrainOptions, bar=None) -> TrainResult:
     progress = bar(total) if bar else None
     if progress:
         progress.update(start[0] * nb + start[1])
+    t_loop = time.perf_counter()
     for epoch in range(start[0], opts.epochs):
         order = torch.randperm(
             len(x_tr), generator=torch.Generator().manual_seed(opts.seed + epoch)
@@ -169,10 +171,11 @@ def train(opts: TrainOptions, bar=None) -> TrainResult:
             if (b + 1) % opts.checkpoint_every == 0 and b + 1 < nb:
                 _save(ckpt, opts, model, optim, (epoch, b + 1))
         _save(ckpt, opts, model, optim, (epoch + 1, 0))
+    t_loop = time.perf_counter() - t_loop
     clean, robust = evaluate(model, test_ds, opts)
     _export(model, in_shape, opts, train_ds, clean, robust)
     os.remove(ckpt)
-    return TrainResult(opts.out, clean, robust, time.perf_counter() - t0, resumed)
+    return TrainResult(opts.out, clean, robust, time.perf_counter() - t0, resumed, t_loop)
 
 
 def _teacher(opts: TrainOptions, in_shape):
