@@ -11,6 +11,13 @@ from . import __version__
 from .errors import FkdError
 
 
+def choice(*args):
+    """choice(*flags, values, default, help): an option with fixed values, default shown."""
+    *flags, values, default, text = args
+    return click.option(*flags, type=click.Choice(values), default=default, show_default=True,
+                        help=text)  # fmt: skip
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="fkdverify")
 def cli():
@@ -30,28 +37,25 @@ def cli():
 @click.option("--n", "n", type=int, default=None, help="Number of test points (default: all).")
 @click.option("--start", type=int, default=0, show_default=True, help="First test index.")
 @click.option("--indices", help="Explicit test indices, e.g. 3,5,10-20 (overrides --n/--start).")
-@click.option(
+@choice(
     "--class",
     "class_mode",
-    type=click.Choice(["label", "teacher"]),
-    default="label",
-    show_default=True,
-    help="Class c: the label, or the teacher's prediction at x.",
+    ["label", "teacher"],
+    "label",
+    "Class c: the label, or the teacher's prediction at x.",
 )
-@click.option(
+@choice(
     "--points",
-    type=click.Choice(["teacher-correct", "both-correct", "all"]),
-    default="teacher-correct",
-    show_default=True,
-    help="Which points to decide.",
+    ["teacher-correct", "both-correct", "all"],
+    "teacher-correct",
+    "Which points to decide.",
 )
-@click.option(
+@choice(
     "--property",
     "prop",
-    type=click.Choice(["faithful", "agreement", "gap"]),
-    default="faithful",
-    show_default=True,
-    help="faithful = agreement + gap <= delta.",
+    ["faithful", "agreement", "gap"],
+    "faithful",
+    "faithful = agreement + gap <= delta.",
 )
 @click.option(
     "--delta",
@@ -60,19 +64,17 @@ def cli():
     show_default=True,
     help="Faithful when agreement holds and the gap bound is <= delta.",
 )
-@click.option(
+@choice(
     "--gap-sign",
-    type=click.Choice(["teacher-minus-student", "student-minus-teacher", "abs"]),
-    default="teacher-minus-student",
-    show_default=True,
-    help="g = p_T^c - p_S^c, its opposite, or |.|.",
+    ["teacher-minus-student", "student-minus-teacher", "abs"],
+    "teacher-minus-student",
+    "g = p_T^c - p_S^c, its opposite, or |.|.",
 )
-@click.option(
+@choice(
     "--method",
-    type=click.Choice(["attack", "ibp", "crown", "alpha-crown", "milp"]),
-    default="milp",
-    show_default=True,
-    help="attack: falsify only; ibp/crown/alpha-crown: bounds (incomplete, batched); milp: exact.",
+    ["attack", "ibp", "crown", "alpha-crown", "milp"],
+    "milp",
+    "attack: falsify only; ibp/crown/alpha-crown: bounds (incomplete, batched); milp: exact.",
 )
 @click.option(
     "--mean",
@@ -80,19 +82,17 @@ def cli():
     "(x - mean) / std; eps stays in pixel space (default: ONNX metadata, else none).",
 )
 @click.option("--std", help="Per-channel std for --mean, e.g. 0.225.")
-@click.option(
+@choice(
     "--precision",
-    type=click.Choice(["float64", "float32"]),
-    default="float64",
-    show_default=True,
-    help="Bounds arithmetic (float32: faster, widened by a stated rounding allowance).",
+    ["float64", "float32"],
+    "float64",
+    "Bounds arithmetic (float32: faster, widened by a stated rounding allowance).",
 )
-@click.option(
+@choice(
     "--device",
-    type=click.Choice(["auto", "cpu", "cuda"]),
-    default="auto",
-    show_default=True,
-    help="Where bounds are computed (auto: a GPU when one is present).",
+    ["auto", "cpu", "cuda"],
+    "auto",
+    "Where bounds are computed (auto: a GPU when one is present).",
 )
 @click.option(
     "--bounds-memory",
@@ -105,19 +105,17 @@ def cli():
     "--batch-size", type=int, default=0, show_default=True,
     help="Points bounded together (0: up to 100 for bound methods, 1 for milp).",
 )  # fmt: skip
-@click.option(
+@choice(
     "--solver",
-    type=click.Choice(["highs", "cbc", "gurobi", "auto"]),
-    default="highs",
-    show_default=True,
-    help="MILP back-end (auto: Gurobi when licensed).",
+    ["highs", "cbc", "gurobi", "auto"],
+    "highs",
+    "MILP back-end (auto: Gurobi when licensed).",
 )
-@click.option(
+@choice(
     "--milp-bounds",
-    type=click.Choice(["ibp", "crown", "alpha-crown"]),
-    default="alpha-crown",
-    show_default=True,
-    help="Bounds that feed the MILP (big-M values, stable ReLUs).",
+    ["ibp", "crown", "alpha-crown"],
+    "alpha-crown",
+    "Bounds that feed the MILP (big-M values, stable ReLUs).",
 )
 @click.option(
     "--lp-tighten",
