@@ -18,7 +18,8 @@ def pgd(objective, x, eps: float, steps: int, gen: torch.Generator, step_scale: 
         return x.detach()
     lo, hi = ball(x, eps)
     step = step_scale * eps / steps
-    xa = lo + (hi - lo) * torch.rand(x.shape, generator=gen, dtype=x.dtype)
+    u = torch.rand(x.shape, generator=gen, dtype=x.dtype)  # on the CPU: same draws anywhere
+    xa = lo + (hi - lo) * u.to(x.device)
     for _ in range(steps):
         xa.requires_grad_(True)
         (g,) = torch.autograd.grad(objective(xa).sum(), xa)
