@@ -36,6 +36,8 @@ def alpha_lower(p: Prop, target: int, A, lo, hi, pre: dict, iters: int, lr: floa
     for _ in range(iters):
         lb = crown_lower(p, target, A, lo, hi, pre, alphas)
         best = torch.maximum(best, lb.detach())
+        if not lb.requires_grad:  # no row reaches an unstable ReLU: nothing to optimise
+            return best
         opt.zero_grad()
         (-lb.sum()).backward()
         opt.step()

@@ -176,3 +176,13 @@ def test_cuda_request_without_a_gpu_is_a_clear_error():
 
     with pytest.raises(InputError, match="no CUDA device"):
         BoundOptions(device="cuda")
+
+
+def test_alpha_with_rows_that_reach_no_unstable_relu(tmp_path):
+    """Zero rows (or rows of the other network in a product) leave nothing to optimise."""
+    net = import_onnx(random_mlp(tmp_path / "m.onnx", [6, 16, 16, 4], seed=3))
+    _, lo, hi = _boxes(net, 2, 0.3, 3)
+    opts = BoundOptions(method="alpha-crown")
+    b = propagate(net, lo, hi, opts)
+    lb, ub = alpha_spec_bounds_batch(net, lo, hi, b, np.zeros((3, 4)), opts)
+    assert torch.all(lb <= 0) and torch.all(ub >= 0) and torch.all(ub - lb < 1e-6)
