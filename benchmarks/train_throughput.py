@@ -29,6 +29,9 @@ def main():
     print(f"MNIST, {a.n} images, one epoch, batch 128, PGD steps {a.pgd_steps}, CPU")
     print(f"{'role':8s} {'method':10s} {'arch':12s} {'samples/s':>10s}")
     teacher = None
+    # warm-up (data loading, thread pools, allocator), not counted
+    train(TrainOptions(role="teacher", method="standard", arch=a.teacher_arch,
+                       out=os.path.join(tmp, "warm.onnx"), **common))  # fmt: skip
     for m in TEACHER_METHODS:
         out = os.path.join(tmp, f"t_{m}.onnx")
         res = train(TrainOptions(role="teacher", method=m, arch=a.teacher_arch, out=out, **common))
