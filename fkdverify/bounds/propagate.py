@@ -102,11 +102,14 @@ def widen(p: Prop, lo, hi, mag, layers: int = 1):
     return lo - slack, hi + slack
 
 
-def ibp_values(p: Prop, lo, hi, pre: dict | None = None, upto: int | None = None) -> list:
+def ibp_values(p: Prop, lo, hi, pre: dict | None = None, upto: int | None = None,
+               tighten=None) -> list:  # fmt: skip
     """Boxes (lo, hi, mag) of values 0..upto (default: all); ``pre`` replaces the boxes of
-    ReLU inputs with tighter bounds already known."""
+    ReLU inputs with tighter bounds already known; ``tighten(v, l, u) -> (l, u)``, if given,
+    is asked for the bounds of every ReLU input v as the pass reaches it."""
     net, pre = p.net, pre or {}
     upto = len(net.nodes) if upto is None else upto
+    relu_in = set(net.relu_inputs()) if tighten else set()
     vals = [(lo, hi, torch.maximum(lo.abs(), hi.abs()))]
     for i, node in enumerate(net.nodes[:upto]):
         box = IBP_RULES[type(node.layer)](p, i, [vals[v] for v in node.inputs])
@@ -115,6 +118,8 @@ def ibp_values(p: Prop, lo, hi, pre: dict | None = None, upto: int | None = None
         if i + 1 in pre:
             l, u = pre[i + 1]
             box = (torch.maximum(box[0], l), torch.minimum(box[1], u), box[2])
+        if i + 1 in relu_in:
+            box = (*tighten(i + 1, box[0], box[1]), box[2])
         vals.append(box)
     return vals
 
@@ -263,28 +268,22 @@ def propagate(net: Network, lo, hi, opts: BoundOptions) -> BatchBounds:
     the unstable neurons of each layer with optimised slopes (``alpha.py``)."""
     p = opts.prop(net)
     lo, hi = as_batch(lo, p), as_batch(hi, p)
-    relu_in = set(net.relu_inputs())
     deep = net.deep_values()
     pre: dict = {}
-    vals = [(lo, hi, torch.maximum(lo.abs(), hi.abs()))]
-    with torch.no_grad():
-        for i, node in enumerate(net.nodes):
-            box = IBP_RULES[type(node.layer)](p, i, [vals[v] for v in node.inputs])
-            if isinstance(node.layer, _AFFINE):
-                box = (*widen(p, *box), box[2])
-            v = i + 1
-            if v in relu_in:
-                l, u = box[0], box[1]
-                if opts.method != "ibp" and v in deep:
-                    l, u = crown_unstable(p, v, lo, hi, pre, l, u, opts.memory_mb)
-                if opts.method == "alpha-crown" and v in deep:
-                    from .alpha import alpha_layer
 
-                    with torch.enable_grad():
-                        l, u = alpha_layer(p, v, lo, hi, pre, l, u, opts)
-                pre[v] = (l, u)
-                box = (l, u, box[2])
-            vals.append(box)
+    def tighten(v, l, u):
+        if opts.method != "ibp" and v in deep:
+            l, u = crown_unstable(p, v, lo, hi, pre, l, u, opts.memory_mb)
+        if opts.method == "alpha-crown" and v in deep:
+            from .alpha import alpha_layer
+
+            with torch.enable_grad():
+                l, u = alpha_layer(p, v, lo, hi, pre, l, u, opts)
+        pre[v] = (l, u)
+        return l, u
+
+    with torch.no_grad():
+        ibp_values(p, lo, hi, tighten=tighten)
     return BatchBounds(pre, opts.method)
 
 
