@@ -14,8 +14,7 @@ import numpy as np
 from .certify import CertifyOptions, PairContext, certify_batch, make_result
 from .data import Dataset, infer_dataset, load_dataset
 from .errors import InputError
-from .net.normalise import Normalisation, with_normalisation
-from .net.onnx_import import import_onnx
+from .net.normalise import load_normalised
 from .net.product import check_pair
 from .results import UNKNOWN, CsvWriter, Result, write_sidecar
 
@@ -84,11 +83,11 @@ def select_indices(n_total: int, n: int | None, start: int, indices: str | None)
 def load_pair(cfg: RunConfig):
     """(teacher, student, norms): both networks reading pixel-space input; ``norms`` are the
     normalisations put in front (--mean/--std, else each file's metadata), for the referee."""
-    nets = [import_onnx(cfg.teacher), import_onnx(cfg.student)]
-    norms = tuple(Normalisation.from_options(cfg.mean, cfg.std, n.meta) for n in nets)
-    teacher, student = (with_normalisation(n, m) for n, m in zip(nets, norms, strict=True))
+    (teacher, t_norm), (student, s_norm) = (
+        load_normalised(path, cfg.mean, cfg.std) for path in (cfg.teacher, cfg.student)
+    )
     check_pair(teacher, student)
-    return teacher, student, norms
+    return teacher, student, (t_norm, s_norm)
 
 
 def load_data(cfg: RunConfig, teacher) -> Dataset:

@@ -77,3 +77,13 @@ def with_normalisation(net: Network, norm: Normalisation | None) -> Network:
     note = f"input normalised: mean {norm.mean}, std {norm.std}"
     out = replace(net, nodes=tuple(nodes), output=net.output + 1, notes=(*net.notes, note))
     return fold_affine(out)
+
+
+def load_normalised(path: str, mean=None, std=None) -> tuple[Network, Normalisation | None]:
+    """The network of an ONNX file reading pixel-space input, and the normalisation put in
+    front of it (--mean/--std text, else the file's metadata ``mean``/``std``, else none)."""
+    from .onnx_import import import_onnx
+
+    net = import_onnx(path)
+    norm = Normalisation.from_options(mean, std, net.meta)
+    return with_normalisation(net, norm), norm

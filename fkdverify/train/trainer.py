@@ -181,12 +181,10 @@ def train(opts: TrainOptions, bar=None) -> TrainResult:
 def _teacher(opts: TrainOptions, in_shape):
     if opts.role != "student":
         return None, None
-    from ..net.normalise import Normalisation, with_normalisation
-    from ..net.onnx_import import import_onnx
+    from ..net.normalise import load_normalised
     from ..net.torch_net import TorchNet
 
-    net = import_onnx(opts.teacher)
-    net = with_normalisation(net, Normalisation.from_options(None, None, net.meta))
+    net, _ = load_normalised(opts.teacher)
     if net.input_size != int(np.prod(in_shape)):
         raise InputError(f"--teacher {opts.teacher} takes {net.input_size} inputs but "
                          f"{opts.dataset} images have {int(np.prod(in_shape))}")  # fmt: skip
