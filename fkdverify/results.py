@@ -14,6 +14,7 @@ from .errors import InputError
 AGREE, DISAGREE, UNKNOWN = "agree", "disagree", "unknown"
 FAITHFUL, UNFAITHFUL = "faithful", "unfaithful"
 SKIPPED = "skipped"
+ERROR = "error"  # benchmark rows: the task raised (the reason is in note)
 
 
 @dataclass(frozen=True)
@@ -62,13 +63,14 @@ def _fmt(v):
 class CsvWriter:
     """Appends one row per result and flushes at once, so an interruption loses nothing."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, columns: tuple[str, ...] = COLUMNS):
         self.path = path
         new = not os.path.exists(path) or os.path.getsize(path) == 0
         if not new:
+            repair_tail(path)
             with open(path, newline="") as f:
                 header = next(csv.reader(f), [])
-            if tuple(header) != COLUMNS:
+            if tuple(header) != columns:
                 raise InputError(
                     f"{path} exists with other columns; choose another --out or move it away"
                 )
@@ -78,11 +80,15 @@ class CsvWriter:
             raise InputError(f"cannot write {path}: {e.strerror}") from None
         self.w = csv.writer(self.f)
         if new:
-            self.w.writerow(COLUMNS)
+            self.w.writerow(columns)
             self.f.flush()
 
     def write(self, r: Result) -> None:
-        self.w.writerow([_fmt(v) for v in asdict(r).values()])
+        self.write_row(asdict(r).values())
+
+    def write_row(self, values) -> None:
+        """One row (values in column order), on disk before this returns."""
+        self.w.writerow([_fmt(v) for v in values])
         self.f.flush()
         os.fsync(self.f.fileno())
 
@@ -94,6 +100,15 @@ class CsvWriter:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def repair_tail(path: str) -> None:
+    """Drop a last line cut short by a killed writer (no final newline), so that appending
+    starts on a fresh line and a half row is never read back as a result."""
+    with open(path, "rb+") as f:
+        data = f.read()
+        if data and not data.endswith(b"\n"):
+            f.truncate(data.rfind(b"\n") + 1)
 
 
 def versions() -> dict:

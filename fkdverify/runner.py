@@ -116,9 +116,12 @@ def _init_worker(cfg: RunConfig):
 
 
 def _work(jobs: list) -> list:
-    """Certify a batch of (index, x, label) jobs: [(index, label, fields, cex)]."""
-    cfg: RunConfig = _CTX["cfg"]
-    ctx: PairContext = _CTX["ctx"]
+    return decide(_CTX["cfg"], _CTX["ctx"], jobs)
+
+
+def decide(cfg: RunConfig, ctx: PairContext, jobs: list) -> list:
+    """Certify a batch of (index, x, label) jobs: [(index, label, fields, cex)] in job order;
+    points the selection (cfg.points) leaves out get a skipped row."""
     out, todo = {}, []
     for index, x, label in jobs:
         tp, sp = ctx.referee.predictions(x)

@@ -1,0 +1,1 @@
+"""Benchmark grids: task expansion, runners (local processes, Ray), resume."""
