@@ -156,9 +156,9 @@ def expand(doc: dict, base: Path) -> list[Task]:
             if k not in table:
                 raise InputError(f'grid: [pairs.{name}] has no {k} = "FILE.onnx"')
         files = {k: _path(base, table[k], name) for k in PAIR_KEYS}
-        merged = {**top, **{k: v for k, v in table.items() if k not in PAIR_KEYS}}
-        if not any(k in table for k in POINT_KEYS):
-            merged = {**merged, **{k: top[k] for k in POINT_KEYS if k in top}}
+        own_points = any(k in table for k in POINT_KEYS)  # then the top level's are not used
+        merged = {k: v for k, v in top.items() if not (own_points and k in POINT_KEYS)}
+        merged.update({k: v for k, v in table.items() if k not in PAIR_KEYS})
         idx = _indices(merged)
         if merged.get("eps") is None:
             raise InputError("grid: eps is required (a number or a list)")
