@@ -385,6 +385,127 @@ def report(csvs, out, no_plots):
 
 
 @cli.command()
+@click.argument("files", nargs=-1, metavar="NET.onnx SPEC.vnnlib[.gz]")
+@choice("--method", ["attack", "ibp", "crown", "alpha-crown", "milp"], "milp",
+        "attack: falsify only; ibp/crown/alpha-crown: bounds; milp: complete.")  # fmt: skip
+@click.option("--timeout", type=float, help="Seconds per instance (default 120; with "
+              "--instances the file's own timeouts).")  # fmt: skip
+@choice("--solver", ["highs", "cbc", "gurobi", "auto"], "highs", "MILP back-end.")
+@choice("--milp-bounds", ["ibp", "crown", "alpha-crown"], "crown",
+        "Bounds that feed the MILP (big-M values, stable ReLUs).")  # fmt: skip
+@click.option("--cex", type=click.Path(dir_okay=False),
+              help="On sat, write the counterexample here (VNN-COMP format).")  # fmt: skip
+@click.option("--instances", type=click.Path(exists=True, dir_okay=False),
+              help="Batch mode: a VNN-COMP instances.csv (net,spec,timeout rows).")  # fmt: skip
+@click.option("--out", type=click.Path(dir_okay=False),
+              help="Batch mode: CSV of results, one row per instance (resumable).")  # fmt: skip
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="Batch mode: instances run in parallel.")  # fmt: skip
+def verify(files, **kw):
+    """Check NET.onnx against a VNN-LIB property; the last line of output is the result:
+    unsat (holds), sat (counterexample), unknown or timeout. Exit code 0 whenever a result
+    is printed, 2 for bad input. With --instances: every row of a VNN-COMP instances.csv."""
+    from .verify import VerifyOptions
+
+    solver = kw["solver"]
+    if kw["method"] == "milp":
+        from .milp.backends import resolve_solver
+
+        solver = resolve_solver(solver)
+    opts = VerifyOptions(method=kw["method"], timeout=kw["timeout"] or 120.0, solver=solver,
+                         milp_bounds=kw["milp_bounds"])  # fmt: skip
+    if kw["instances"]:
+        if files or not kw["out"]:
+            raise click.UsageError("--instances takes no NET/SPEC arguments and needs --out")
+        return _verify_batch(kw, opts)
+    if len(files) != 2:
+        raise click.UsageError("give NET.onnx and SPEC.vnnlib (or --instances FILE --out CSV)")
+    from .net.onnx_import import import_onnx
+    from .spec import read_vnnlib
+    from .verify import SAT, cex_text
+    from .verify import verify as run_verify
+
+    spec = read_vnnlib(files[1])
+    net = import_onnx(files[0])
+    click.echo(f"{files[0]}: {net.input_size} inputs, {net.n_classes} outputs; {files[1]}: "
+               f"{len(spec.disjuncts)} unsafe disjuncts")  # fmt: skip
+    res = run_verify(net, files[0], spec, opts)
+    click.echo(f"decided by: {res.stage or '-'}; {res.time_s:.2f} s"
+               + (f"; {res.note}" if res.note else ""))  # fmt: skip
+    if res.result == SAT and kw["cex"]:
+        with open(kw["cex"], "w") as f:
+            f.write(cex_text(res.x, res.y))
+        click.echo(f"counterexample: {kw['cex']}")
+    click.echo(res.result)
+
+
+def _verify_batch(kw, opts):
+    from .vnncomp import run_instances
+
+    def line(r):
+        click.echo(f"{r['result']:8s} {float(r['time_s']):7.2f} s  {r['onnx']}  {r['vnnlib']}")
+
+    rows = run_instances(kw["instances"], kw["out"], opts, kw["workers"],
+                         kw["timeout"], line)  # fmt: skip
+    counts = {}
+    for r in rows:
+        counts[r["result"]] = counts.get(r["result"], 0) + 1
+    click.echo(", ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
+    click.echo(f"results: {kw['out']}")
+
+
+@cli.command()
+@click.argument("teacher", metavar="TEACHER.onnx")
+@click.argument("student", metavar="STUDENT.onnx")
+@click.option("--eps", type=float, required=True, help="L-inf radius of the ball, pixel space.")
+@click.option("--index", type=int, required=True, help="Test point (index in the test set).")
+@choice("--property", "prop", ["agreement", "gap", "faithful"], "agreement",
+        "The property whose violation the VNN-LIB file states.")  # fmt: skip
+@click.option("--delta", type=float, default=0.1, show_default=True, help="Gap threshold.")
+@choice("--gap-sign", ["teacher-minus-student", "student-minus-teacher", "abs"],
+        "teacher-minus-student", "g = p_T^c - p_S^c, its opposite, or |.|.")  # fmt: skip
+@choice("--class", "class_mode", ["label", "teacher"], "label",
+        "Class c of the gap: the label, or the teacher's prediction at x.")  # fmt: skip
+@click.option("--dataset", help="mnist | fashion-mnist | cifar10 (default: ONNX metadata).")
+@click.option("--data-dir", help="Where the dataset lies (else $FKD_DATA_DIR, cache, ...).")
+@click.option("--mean", help="Per-channel mean in front of both networks (as for certify).")
+@click.option("--std", help="Per-channel std for --mean.")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Directory for <name>.onnx and <name>.vnnlib.")  # fmt: skip
+@click.option("--name", help="File stem (default: <student>_<index>_<property>).")
+def export(teacher, student, **kw):
+    """Write the product network (one ONNX graph) and a VNN-LIB file stating the violation of
+    the property around test point INDEX, for any VNN-COMP verifier or `fkdverify verify`."""
+    from pathlib import Path
+
+    import numpy as np
+    import torch
+
+    from .certify import CertifyOptions
+    from .export import export_pair
+    from .runner import RunConfig, load_data, load_pair, select_indices
+
+    cfg = RunConfig(teacher, student, CertifyOptions(eps=max(kw["eps"], 0.0)),
+                    dataset=kw["dataset"], data_dir=kw["data_dir"], mean=kw["mean"],
+                    std=kw["std"])  # fmt: skip
+    t, s, _ = load_pair(cfg)
+    ds = load_data(cfg, t)
+    (i,) = select_indices(len(ds), None, 0, str(kw["index"]))
+    x0 = ds.images[i].reshape(-1).astype(np.float64)
+    cls = int(ds.labels[i])
+    if kw["class_mode"] == "teacher":
+        from .net.torch_net import TorchNet
+
+        cls = int(TorchNet(t)(torch.as_tensor(x0)[None]).argmax())
+    name = kw["name"] or f"{Path(student).stem}_{i}_{kw['prop']}"
+    meta = {"fkd.teacher": teacher, "fkd.student": student, "fkd.index": i, "fkd.class": cls,
+            "fkd.dataset": ds.name}  # fmt: skip
+    paths = export_pair(t, s, x0, kw["eps"], cls, kw["out"], kw["prop"], kw["delta"],
+                        kw["gap_sign"], name, meta)  # fmt: skip
+    click.echo(f"point {i} (class {cls}), eps {kw['eps']}: wrote {paths[0]} and {paths[1]}")
+
+
+@cli.command()
 @click.argument("model", metavar="MODEL.onnx")
 def info(model):
     """Show how fkdverify reads an ONNX network."""

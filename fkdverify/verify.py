@@ -1,0 +1,234 @@
+"""``fkdverify verify``: one network against a VNN-LIB spec with certify's pipeline.
+
+Attack (PGD toward each disjunct of the unsafe region, from the box centre and random starts)
+-> bounds (every atom's lower bound over the box; a disjunct with an atom that cannot hold is
+ruled out) -> MILP (one feasibility model per disjunct still open, the atoms relaxed by
+``tau`` so that *infeasible* is a proof beyond the solver's tolerances). A counterexample is
+reported only after onnxruntime on the original file, and the imported network in float64,
+both put the float32 input inside the box and the output inside the unsafe region exactly.
+
+Results (VNN-COMP words): ``sat`` (counterexample), ``unsat`` (the property holds), ``unknown``
+(the method is incomplete, or a candidate did not survive the re-check), ``timeout``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .bounds.alpha import alpha_spec_bounds
+from .bounds.propagate import METHODS as BOUND_METHODS
+from .bounds.propagate import network_bounds, spec_bounds
+from .errors import InputError, MismatchError
+from .milp.backends import solve
+from .milp.model import Status
+from .milp.properties import encode
+from .milp.tighten import lp_tighten
+from .net.graph import Network
+from .net.torch_net import TorchNet
+from .recheck import _session
+from .spec import Spec
+
+METHODS = ("attack", "ibp", "crown", "alpha-crown", "milp")
+SAT, UNSAT, UNKNOWN, TIMEOUT = "sat", "unsat", "unknown", "timeout"
+
+
+@dataclass(frozen=True)
+class VerifyOptions:
+    method: str = "milp"
+    timeout: float = 120.0
+    solver: str = "highs"
+    milp_bounds: str = "alpha-crown"  # bounds that feed the MILP (big-M values, stable ReLUs)
+    lp_tighten: float = 0.25  # share of the time left spent on LP bound tightening first
+    attack_steps: int = 100
+    attack_restarts: int = 4
+    tau: float = 1e-4  # proof margin on each atom (>> solver feasibility tolerance)
+    strict: float = 1e-4  # margin asked of a MILP witness
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise InputError(f"--method must be one of {', '.join(METHODS)}")
+        if not self.timeout > 0:
+            raise InputError(f"--timeout must be > 0 seconds, got {self.timeout}")
+        if self.milp_bounds not in BOUND_METHODS:
+            raise InputError(f"--milp-bounds must be one of {', '.join(BOUND_METHODS)}")
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    result: str
+    time_s: float
+    stage: str  # what decided it: attack | bounds | milp | "" (undecided)
+    open_disjuncts: int  # disjuncts neither ruled out nor reached
+    x: np.ndarray | None = None  # counterexample input (float32 values, flat)
+    y: np.ndarray | None = None  # onnxruntime output there
+    note: str = ""
+
+
+class Checker:
+    """Re-checks candidates on the original ONNX file (onnxruntime) and in float64."""
+
+    def __init__(self, path: str, net: Network, spec: Spec):
+        self.session, self.name, self.dtype = _session(path)
+        self.shape = net.input_shape
+        self.net64 = TorchNet(net)
+        self.spec = spec
+
+    def inside(self, x: np.ndarray) -> np.ndarray:
+        """x as float32 values inside the box (a rounded value that lands outside is moved one
+        float32 step inward)."""
+        lo, hi = self.spec.lo, self.spec.hi
+        x32 = np.clip(x, lo, hi).astype(np.float32)
+        up, down = x32 > hi, x32 < lo
+        x32[up] = np.nextafter(x32[up], np.float32(-np.inf))
+        x32[down] = np.nextafter(x32[down], np.float32(np.inf))
+        return x32
+
+    def outputs(self, x32: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        y = self.session.run(None, {self.name: x32.reshape(self.shape).astype(self.dtype)})[0]
+        with torch.no_grad():
+            y64 = self.net64(torch.as_tensor(x32, dtype=torch.float64)[None])[0].numpy()
+        return y.reshape(-1).astype(np.float64), y64
+
+    def confirm(self, x: np.ndarray):
+        """(x32, y) when x is a counterexample on both evaluation paths, else None."""
+        x32 = self.inside(x)
+        if np.any(x32 < self.spec.lo) or np.any(x32 > self.spec.hi):
+            return None
+        y, y64 = self.outputs(x32)
+        if self.spec.holds_at(y) is None or self.spec.holds_at(y64) is None:
+            return None
+        return x32, y
+
+
+def check_sizes(net: Network, spec: Spec) -> None:
+    if net.input_size != spec.n_in or net.n_classes != spec.n_out:
+        raise MismatchError(
+            f"the spec has {spec.n_in} inputs and {spec.n_out} outputs but the network takes "
+            f"{net.input_size} and gives {net.n_classes}; is it the spec of this network?"
+        )
+
+
+def verify(net: Network, path: str, spec: Spec, opts: VerifyOptions = VerifyOptions()):
+    """Decide ``spec`` on ``net`` (imported from ``path``, which the re-check runs)."""
+    check_sizes(net, spec)
+    t0 = time.perf_counter()
+    deadline = t0 + opts.timeout
+    checker = Checker(path, net, spec)
+    open_k = list(range(len(spec.disjuncts)))
+
+    def done(result, stage, found=None, note=""):
+        x, y = found if found else (None, None)
+        return VerifyResult(result, time.perf_counter() - t0, stage, len(open_k), x, y, note)
+
+    found = _attack(net, spec, checker, opts, deadline)  # cheap, and every method profits
+    if found is not None:
+        return done(SAT, "attack", found)
+    if opts.method == "attack":
+        return done(UNKNOWN, "", note="attack only: no counterexample found")
+    if time.perf_counter() > deadline:
+        return done(TIMEOUT, "")
+    bmethod = opts.method if opts.method != "milp" else opts.milp_bounds
+    bounds = network_bounds(net, spec.lo, spec.hi, "crown" if bmethod == "alpha-crown" else bmethod)
+    rows, owner = _rows(spec)
+    lb, _ = spec_bounds(net, spec.lo, spec.hi, bounds, rows[:, :-1])
+    if bmethod == "alpha-crown":
+        start = (lb, np.full_like(lb, np.inf))
+        lb, _ = alpha_spec_bounds(net, spec.lo, spec.hi, bounds, rows[:, :-1], start=start)
+    open_k = [k for k in open_k if not np.any(lb[owner == k] - rows[owner == k, -1] > 0)]
+    if not open_k:
+        return done(UNSAT, "bounds")
+    if opts.method != "milp":
+        return done(UNKNOWN, "", note=f"{opts.method} leaves {len(open_k)} disjuncts open")
+    if opts.milp_bounds == "alpha-crown":
+        bounds = network_bounds(net, spec.lo, spec.hi, "alpha-crown")
+    if opts.lp_tighten > 0:
+        bounds, _ = lp_tighten(net, bounds, spec.lo, spec.hi,
+                               opts.lp_tighten * (deadline - time.perf_counter()))  # fmt: skip
+    # likeliest first: the disjunct whose atoms come closest to holding
+    slack = {k: float(np.max(lb[owner == k] - rows[owner == k, -1])) for k in open_k}
+    for k in sorted(open_k, key=lambda k: slack[k]):
+        verdict, found = _milp_disjunct(net, spec, bounds, k, checker, opts, deadline)
+        if verdict == SAT:
+            return done(SAT, "milp", found)
+        if verdict == UNSAT:
+            open_k.remove(k)
+        elif verdict == TIMEOUT:
+            return done(TIMEOUT, "")
+    if not open_k:
+        return done(UNSAT, "milp")
+    return done(UNKNOWN, "", note="a MILP witness was not confirmed by the re-check")
+
+
+def _rows(spec: Spec) -> tuple[np.ndarray, np.ndarray]:
+    """All atoms as rows [a | b] (a . y <= b) and the disjunct each belongs to."""
+    rows = np.vstack([np.hstack([A, b[:, None]]) for A, b in spec.disjuncts])
+    owner = np.concatenate([np.full(len(b), k) for k, (_, b) in enumerate(spec.disjuncts)])
+    return rows, owner
+
+
+def _attack(net: Network, spec: Spec, checker: Checker, opts: VerifyOptions, deadline: float):
+    """PGD per disjunct (rows: starts x disjuncts), minimising the worst atom's violation
+    max_j (a_j . y - b_j); returns a confirmed (x32, y) or None."""
+    f = TorchNet(net, torch.float32)
+    gen = torch.Generator().manual_seed(opts.seed)
+    lo = torch.as_tensor(spec.lo, dtype=torch.float32)
+    hi = torch.as_tensor(spec.hi, dtype=torch.float32)
+    K, R = len(spec.disjuncts), opts.attack_restarts + 1
+    rnd = lo + (hi - lo) * torch.rand(R - 1, len(lo), generator=gen)
+    starts = torch.cat([((lo + hi) / 2)[None], rnd])
+    x = starts.repeat_interleave(K, 0)
+    m = max(len(b) for _, b in spec.disjuncts)
+    A = torch.zeros(K, m, spec.n_out)
+    b = torch.full((K, m), -1e9)  # padding atoms never bind
+    for k, (Ak, bk) in enumerate(spec.disjuncts):
+        A[k, : len(bk)], b[k, : len(bk)] = torch.as_tensor(Ak), torch.as_tensor(bk)
+    A, b = A.repeat(R, 1, 1), b.repeat(R, 1)
+    step = 2.5 * (hi - lo) / 2 / opts.attack_steps
+    for it in range(opts.attack_steps + 1):
+        x = x.detach().requires_grad_(True)
+        y = f(x)
+        viol = (torch.einsum("rmo,ro->rm", A, y) - b).max(1).values
+        if it % 10 == 0 or it == opts.attack_steps:
+            for r in torch.argsort(viol)[:3].tolist():
+                if viol[r] <= 0:
+                    found = checker.confirm(x[r].detach().double().numpy())
+                    if found is not None:
+                        return found
+            if time.perf_counter() > deadline:
+                return None
+        (g,) = torch.autograd.grad(viol.sum(), x)
+        x = torch.minimum(torch.maximum(x.detach() - step * g.sign(), lo), hi)
+    return None
+
+
+def _milp_disjunct(net, spec, bounds, k, checker, opts, deadline):
+    """(verdict, found) for disjunct k: 'unsat' (infeasible with atoms relaxed by tau), 'sat'
+    (a confirmed witness), 'timeout', or 'unknown'."""
+    A, b = spec.disjuncts[k]
+    for t in (opts.tau, -opts.strict):  # a proof attempt, then a strict witness
+        left = deadline - time.perf_counter()
+        if left <= 0.05:
+            return TIMEOUT, None
+        mb, xid, z = encode(net, bounds, spec.lo, spec.hi)
+        mb.add_rows(z.lin(A, -b, mb.n), -np.inf, np.full(len(b), t))
+        sol = solve(opts.solver, mb.build(None), left)
+        if sol.status == Status.INFEASIBLE:
+            return (UNSAT, None) if t > 0 else (UNKNOWN, None)
+        if sol.status != Status.OPTIMAL:
+            return (TIMEOUT if deadline - time.perf_counter() <= 0.05 else UNKNOWN), None
+        found = checker.confirm(sol.x[xid])
+        if found is not None:
+            return SAT, found
+    return UNKNOWN, None
+
+
+def cex_text(x: np.ndarray, y: np.ndarray) -> str:
+    """A counterexample in VNN-COMP's format: ``((X_0 v)`` ... ``(Y_9 v))``."""
+    parts = [f"(X_{i} {float(v)!r})" for i, v in enumerate(x)]
+    parts += [f"(Y_{j} {float(v)!r})" for j, v in enumerate(y)]
+    return "(" + "\n".join(parts) + ")\n"
