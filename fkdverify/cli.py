@@ -503,6 +503,9 @@ def export(teacher, student, **kw):
     paths = export_pair(t, s, x0, kw["eps"], cls, kw["out"], kw["prop"], kw["delta"],
                         kw["gap_sign"], name, meta)  # fmt: skip
     click.echo(f"point {i} (class {cls}), eps {kw['eps']}: wrote {paths[0]} and {paths[1]}")
+    if kw["prop"] != "agreement":
+        click.echo("note: the graph ends in Softmax outputs; `fkdverify verify` reads only the "
+                   "agreement export (use `certify --property gap` for the gap)")  # fmt: skip
 
 
 @cli.command()

@@ -34,6 +34,7 @@ from .spec import Spec
 
 METHODS = ("attack", "ibp", "crown", "alpha-crown", "milp")
 SAT, UNSAT, UNKNOWN, TIMEOUT = "sat", "unsat", "unknown", "timeout"
+ATTACK_ROWS = 48  # PGD rows (starts x disjuncts) per step
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,7 @@ def verify(net: Network, path: str, spec: Spec, opts: VerifyOptions = VerifyOpti
         x, y = found if found else (None, None)
         return VerifyResult(result, time.perf_counter() - t0, stage, len(open_k), x, y, note)
 
-    found = _attack(net, spec, checker, opts, deadline)  # cheap, and every method profits
+    found, closest = _attack(net, spec, checker, opts, deadline)  # cheap; every method profits
     if found is not None:
         return done(SAT, "attack", found)
     if opts.method == "attack":
@@ -133,13 +134,15 @@ def verify(net: Network, path: str, spec: Spec, opts: VerifyOptions = VerifyOpti
     if time.perf_counter() > deadline:
         return done(TIMEOUT, "")
     bmethod = opts.method if opts.method != "milp" else opts.milp_bounds
-    bounds = network_bounds(net, spec.lo, spec.hi, "crown" if bmethod == "alpha-crown" else bmethod)
+    bounds = network_bounds(net, spec.lo, spec.hi, "ibp" if bmethod == "ibp" else "crown")
     rows, owner = _rows(spec)
     lb, _ = spec_bounds(net, spec.lo, spec.hi, bounds, rows[:, :-1])
-    if bmethod == "alpha-crown":
-        start = (lb, np.full_like(lb, np.inf))
-        lb, _ = alpha_spec_bounds(net, spec.lo, spec.hi, bounds, rows[:, :-1], start=start)
     open_k = [k for k in open_k if not np.any(lb[owner == k] - rows[owner == k, -1] > 0)]
+    if open_k and bmethod == "alpha-crown":  # optimised slopes on the open disjuncts' atoms
+        sel = np.isin(owner, open_k)
+        start = (lb[sel], np.full(int(sel.sum()), np.inf))
+        lb[sel], _ = alpha_spec_bounds(net, spec.lo, spec.hi, bounds, rows[sel, :-1], start=start)
+        open_k = [k for k in open_k if not np.any(lb[owner == k] - rows[owner == k, -1] > 0)]
     if not open_k:
         return done(UNSAT, "bounds")
     if opts.method != "milp":
@@ -149,16 +152,28 @@ def verify(net: Network, path: str, spec: Spec, opts: VerifyOptions = VerifyOpti
     if opts.lp_tighten > 0:
         bounds, _ = lp_tighten(net, bounds, spec.lo, spec.hi,
                                opts.lp_tighten * (deadline - time.perf_counter()))  # fmt: skip
-    # likeliest first: the disjunct whose atoms come closest to holding
+    # likeliest first: the disjuncts the attack came closest to, then by their bounds
     slack = {k: float(np.max(lb[owner == k] - rows[owner == k, -1])) for k in open_k}
-    for k in sorted(open_k, key=lambda k: slack[k]):
-        verdict, found = _milp_disjunct(net, spec, bounds, k, checker, opts, deadline)
-        if verdict == SAT:
-            return done(SAT, "milp", found)
-        if verdict == UNSAT:
-            open_k.remove(k)
-        elif verdict == TIMEOUT:
+    queue = sorted(open_k, key=lambda k: (closest.get(k, np.inf), slack[k]))
+    # First pass: each disjunct gets an equal share of half the time left, so that a reachable
+    # disjunct (found fast) is not stuck behind a hard proof; then the rest, one by one.
+    first = len(queue) > 1
+    while queue:
+        left = deadline - time.perf_counter()
+        if left <= 0.05:
             return done(TIMEOUT, "")
+        limit = left / (2 * len(queue)) if first else left
+        for k in list(queue):
+            verdict, found = _milp_disjunct(net, spec, bounds, k, checker, opts, deadline, limit)
+            if verdict == SAT:
+                return done(SAT, "milp", found)
+            if verdict in (UNSAT, UNKNOWN):
+                queue.remove(k)
+                if verdict == UNSAT:
+                    open_k.remove(k)
+            elif not first:
+                return done(TIMEOUT, "")
+        first = False
     if not open_k:
         return done(UNSAT, "milp")
     return done(UNKNOWN, "", note="a MILP witness was not confirmed by the re-check")
@@ -172,46 +187,59 @@ def _rows(spec: Spec) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _attack(net: Network, spec: Spec, checker: Checker, opts: VerifyOptions, deadline: float):
-    """PGD per disjunct (rows: starts x disjuncts), minimising the worst atom's violation
-    max_j (a_j . y - b_j); returns a confirmed (x32, y) or None."""
+    """PGD toward the disjuncts that come closest at the box centre (rows: starts x
+    disjuncts, at most ``ATTACK_ROWS``), descending the hinge sum of the atoms' violations
+    sum_j max(0, a_j . y - b_j + margin). Returns (confirmed (x32, y) or None, {disjunct:
+    smallest worst-atom violation reached}) - the latter orders the MILPs."""
     f = TorchNet(net, torch.float32)
     gen = torch.Generator().manual_seed(opts.seed)
     lo = torch.as_tensor(spec.lo, dtype=torch.float32)
     hi = torch.as_tensor(spec.hi, dtype=torch.float32)
-    K, R = len(spec.disjuncts), opts.attack_restarts + 1
-    rnd = lo + (hi - lo) * torch.rand(R - 1, len(lo), generator=gen)
-    starts = torch.cat([((lo + hi) / 2)[None], rnd])
-    x = starts.repeat_interleave(K, 0)
+    R = opts.attack_restarts + 1
     m = max(len(b) for _, b in spec.disjuncts)
-    A = torch.zeros(K, m, spec.n_out)
-    b = torch.full((K, m), -1e9)  # padding atoms never bind
+    A = torch.zeros(len(spec.disjuncts), m, spec.n_out)
+    b = torch.full((len(spec.disjuncts), m), 1e9)  # padding atoms: 0 <= 1e9, never violated
     for k, (Ak, bk) in enumerate(spec.disjuncts):
         A[k, : len(bk)], b[k, : len(bk)] = torch.as_tensor(Ak), torch.as_tensor(bk)
+    centre = ((lo + hi) / 2)[None]
+    with torch.no_grad():
+        v0 = (torch.einsum("kmo,o->km", A, f(centre)[0]) - b).max(1).values
+    keep = torch.argsort(v0)[: max(1, ATTACK_ROWS // R)]
+    A, b = A[keep], b[keep]
+    K = len(keep)
+    rnd = lo + (hi - lo) * torch.rand(R - 1, len(lo), generator=gen)
+    x = torch.cat([centre, rnd]).repeat_interleave(K, 0)
     A, b = A.repeat(R, 1, 1), b.repeat(R, 1)
     step = 2.5 * (hi - lo) / 2 / opts.attack_steps
+    best = torch.full((K,), float("inf"))
     for it in range(opts.attack_steps + 1):
         x = x.detach().requires_grad_(True)
         y = f(x)
-        viol = (torch.einsum("rmo,ro->rm", A, y) - b).max(1).values
+        viol = torch.einsum("rmo,ro->rm", A, y) - b
+        worst = viol.max(1).values
+        best = torch.minimum(best, worst.detach().reshape(R, K).min(0).values)
         if it % 10 == 0 or it == opts.attack_steps:
-            for r in torch.argsort(viol)[:3].tolist():
-                if viol[r] <= 0:
+            for r in torch.argsort(worst)[:3].tolist():
+                if worst[r] <= 0:
                     found = checker.confirm(x[r].detach().double().numpy())
                     if found is not None:
-                        return found
+                        return found, {}
             if time.perf_counter() > deadline:
-                return None
-        (g,) = torch.autograd.grad(viol.sum(), x)
+                break
+        loss = torch.relu(viol + 1e-3).sum()
+        (g,) = torch.autograd.grad(loss, x)
         x = torch.minimum(torch.maximum(x.detach() - step * g.sign(), lo), hi)
-    return None
+    return None, dict(zip(keep.tolist(), best.tolist(), strict=True))
 
 
-def _milp_disjunct(net, spec, bounds, k, checker, opts, deadline):
-    """(verdict, found) for disjunct k: 'unsat' (infeasible with atoms relaxed by tau), 'sat'
-    (a confirmed witness), 'timeout', or 'unknown'."""
+def _milp_disjunct(net, spec, bounds, k, checker, opts, deadline, limit):
+    """(verdict, found) for disjunct k within ``limit`` seconds: 'unsat' (infeasible with the
+    atoms relaxed by tau), 'sat' (a confirmed witness), 'unknown' (a witness the re-check
+    rejects, and no strict one), or 'timeout' (undecided within the limit)."""
     A, b = spec.disjuncts[k]
+    stop = min(deadline, time.perf_counter() + limit)
     for t in (opts.tau, -opts.strict):  # a proof attempt, then a strict witness
-        left = deadline - time.perf_counter()
+        left = stop - time.perf_counter()
         if left <= 0.05:
             return TIMEOUT, None
         mb, xid, z = encode(net, bounds, spec.lo, spec.hi)
@@ -220,7 +248,7 @@ def _milp_disjunct(net, spec, bounds, k, checker, opts, deadline):
         if sol.status == Status.INFEASIBLE:
             return (UNSAT, None) if t > 0 else (UNKNOWN, None)
         if sol.status != Status.OPTIMAL:
-            return (TIMEOUT if deadline - time.perf_counter() <= 0.05 else UNKNOWN), None
+            return TIMEOUT, None
         found = checker.confirm(sol.x[xid])
         if found is not None:
             return SAT, found

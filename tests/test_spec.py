@@ -91,7 +91,8 @@ def test_writer_general_atoms_round_trip(tmp_path):
     "text, message",
     [
         (
-            "(declare-const X_0 Real)(declare-const Y_0 Real)(assert (<= X_0 1))(assert (>= X_0 0))",
+            "(declare-const X_0 Real)(declare-const Y_0 Real)"
+            "(assert (<= X_0 1))(assert (>= X_0 0))",
             "no output",
         ),
         ("(declare-const X_0 Real)(declare-const Y_0 Real)(assert (<= Y_0 1))", "no lower or"),

@@ -67,11 +67,14 @@ def to_onnx(net: Network, meta: dict | None = None, name: str = "fkdverify") -> 
             raise TypeError(f"no ONNX export for {type(lay).__name__}")
         names.append(out)
     y = names[net.output]
+    out_shape = list(net.shape_of(net.output))
+    if isinstance(net.nodes[net.output - 1].layer, Concat):
+        out_shape = [1, int(np.prod(out_shape))]  # ONNX Concat on axis 1 of (1, n) values
     graph = helper.make_graph(
         nodes,
         name,
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(net.input_shape))],
-        [helper.make_tensor_value_info(y, TensorProto.FLOAT, list(net.shape_of(net.output)))],
+        [helper.make_tensor_value_info(y, TensorProto.FLOAT, out_shape)],
         inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])

@@ -12,6 +12,7 @@ from onnx import numpy_helper
 from ..errors import ModelError, UnsupportedOpError
 from .graph import (
     Add,
+    Concat,
     Conv,
     Linear,
     Network,
@@ -28,7 +29,7 @@ from .simplify import fold_affine
 SUPPORTED = (
     "Gemm, MatMul, Add, Sub, Mul, Div, Conv, Relu, Flatten, Reshape, Squeeze, Unsqueeze, "
     "Transpose, BatchNormalization, AveragePool, GlobalAveragePool, Identity, Dropout, Constant, "
-    "Softmax (final only)"
+    "Concat (flat, axis 1), Softmax (final only)"
 )
 _MAX_DENSE = 50_000_000  # entries of an expanded MatMul/Kronecker matrix
 
@@ -158,6 +159,8 @@ class _Importer:
             self.arith(n, i, ins)
         elif op == "BatchNormalization":
             self.batchnorm(n, i, ins, at)
+        elif op == "Concat":
+            self.concat(n, i, ins, at)
         else:
             self.fail(n, i, f"operator not supported (supported: {SUPPORTED})")
 
@@ -316,6 +319,17 @@ class _Importer:
         layer = Conv(weight, np.zeros(c), tuple(strides), tuple(pads[:2]), (1, 1), c)
         oh, ow = conv_out_hw((h, w), layer)
         self.env[n.output[0]] = ("val", self.add(layer, [x], (*s[:-3], c, oh, ow), n.name))
+
+    def concat(self, n, i, ins, at):
+        """Concat of computed (1, n_i) tensors along axis 1 (e.g. a product network's logits)."""
+        shapes = [self.shape(v) if k == "val" else None for k, v in ins]
+        if any(s is None or len(s) != 2 or s[0] != 1 for s in shapes) or at.get("axis") not in (
+            1,
+            -1,
+        ):
+            self.fail(n, i, "only Concat of computed (1, n) tensors along axis 1 is supported")
+        size = sum(s[1] for s in shapes)
+        self.env[n.output[0]] = ("val", self.add(Concat(), [v for _, v in ins], (1, size), n.name))
 
     def arith(self, n, i, ins):
         op = n.op_type
