@@ -11,18 +11,15 @@ import pytest
 from fkdverify.bounds import network_bounds, spec_bounds
 from fkdverify.certify import CertifyOptions, PairContext, certify_point, network_robustness
 from fkdverify.net.onnx_import import import_onnx
-
-_BOUND = re.compile(r"\(assert \((<=|>=) X_(\d+) ([-+0-9.eE]+)\)\)")
+from fkdverify.spec import read_vnnlib
 
 
 def read_box(path, n=784):
-    """Input box and label of a VNN-COMP mnist_fc robustness spec (test helper only)."""
-    text = gzip.open(path, "rt").read()
-    lo, hi = np.full(n, -np.inf), np.full(n, np.inf)
-    for op, i, v in _BOUND.findall(text):
-        (hi if op == "<=" else lo)[int(i)] = float(v)
-    label = int(re.search(r"label: (\d+)", text).group(1))
-    return lo, hi, label
+    """Input box and label of a VNN-COMP robustness spec: every unsafe disjunct is
+    Y_label - Y_j <= 0."""
+    spec = read_vnnlib(str(path))
+    assert spec.n_in == n
+    return spec.lo, spec.hi, int(np.argmax(spec.disjuncts[0][0][0]))
 
 
 def read_cex(path, n=784):
@@ -92,3 +89,46 @@ def test_certify_pair_on_a_spec_box(data):
     f, cex = certify_point(PairContext(net, net, p, p), (lo + hi) / 2, c,
                            CertifyOptions(eps=0.0, timeout=10), box=(lo, hi))  # fmt: skip
     assert f["agreement"] in ("agree", "unknown") and cex is None
+
+
+# ---------------------------------------------------------------- fkdverify verify vs truth
+VERIFY_CASES = [  # (bench, onnx, spec, truth): fast ones of each kind
+    ("mnist_fc", "mnist-net_256x2", "prop_1_0.03", "violated"),  # attack
+    ("mnist_fc", "mnist-net_256x2", "prop_2_0.03", "violated"),  # needs the MILP
+    ("mnist_fc", "mnist-net_256x2", "prop_0_0.03", "holds"),  # bounds
+    ("mnist_fc", "mnist-net_256x2", "prop_3_0.05", "holds"),
+    ("oval21", "cifar_wide_kw", "cifar_wide_kw-img1909-eps0.0033986928104575162", "violated"),
+    ("oval21", "cifar_wide_kw", "cifar_wide_kw-img9062-eps0.0014379084967320263", "holds"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bench, net, spec, truth", VERIFY_CASES)
+def test_verify_gives_the_published_answer(data, tmp_path, bench, net, spec, truth):
+    from fkdverify.cli import main
+
+    base = data / "vnncomp" / bench
+    onnx_path = str(base / "onnx" / f"{net}.onnx")
+    spec_path = str(base / "vnnlib_2022" / f"{spec}.vnnlib.gz")
+    cex = tmp_path / "cex"
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["verify", onnx_path, spec_path, "--timeout", "100", "--cex", str(cex)])
+    assert code == 0
+    result = out.getvalue().strip().splitlines()[-1]
+    assert result == {"violated": "sat", "holds": "unsat"}[truth]
+    if result == "sat":  # the counterexample file, re-run with onnxruntime
+        import onnxruntime as ort
+
+        s = read_vnnlib(spec_path)
+        vals = dict(re.findall(r"\((X_\d+|Y_\d+) ([-+0-9.eE]+)\)", cex.read_text()))
+        x = np.array([float(vals[f"X_{i}"]) for i in range(s.n_in)], np.float32)
+        assert np.all(x >= s.lo) and np.all(x <= s.hi)
+        sess = ort.InferenceSession(onnx_path)
+        inp = sess.get_inputs()[0]
+        shape = [d if isinstance(d, int) else 1 for d in inp.shape]
+        y = sess.run(None, {inp.name: x.reshape(shape)})[0].reshape(-1)
+        assert s.holds_at(y.astype(np.float64)) is not None
