@@ -42,7 +42,7 @@ class VerifyOptions:
     method: str = "milp"
     timeout: float = 120.0
     solver: str = "highs"
-    milp_bounds: str = "alpha-crown"  # bounds that feed the MILP (big-M values, stable ReLUs)
+    milp_bounds: str = "crown"  # bounds that feed the MILP (big-M values, stable ReLUs)
     lp_tighten: float = 0.25  # share of the time left spent on LP bound tightening first
     attack_steps: int = 100
     attack_restarts: int = 4
