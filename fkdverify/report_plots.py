@@ -59,16 +59,10 @@ def _gap_hi(ax, rows):
     for r in rows:
         if not math.isnan(r.gap_upper):
             groups.setdefault((r.model, r.eps), []).append(r.gap_upper)
-    keys = sorted(groups)
-    if keys:
-        ax.boxplot([groups[k] for k in keys], showfliers=True)
-        ax.set_xticks(range(1, len(keys) + 1), [f"{m}\nε={e:g}" for m, e in keys], fontsize=8)
+    _boxes(ax, groups, lambda k: f"{k[0]}\nε={k[1]:g}")
     ax.set_xlabel("student (model) and ε")
     ax.set_ylabel(r"Δ_hi: sound upper bound of $p_T^c - p_S^c$ (probability)")
     ax.set_title("Distribution of the certified confidence-gap bound Δ_hi per student")
-    ax.grid(alpha=0.3, axis="y")
-    ax.plot([], [], " ", label="box: quartiles, whiskers: 1.5 IQR")
-    ax.legend(fontsize=8, loc="upper left")
 
 
 def _sandwich(ax, rows):
@@ -95,14 +89,21 @@ def _times(ax, rows):
     for r in rows:
         if not math.isnan(r.time) and r.time > 0:
             groups.setdefault(r.method, []).append(r.time)
-    keys = sorted(groups)
-    if keys:
-        ax.boxplot([groups[k] for k in keys])
-        ax.set_xticks(range(1, len(keys) + 1), [f"{k}\n(n={len(groups[k])})" for k in keys])
+    _boxes(ax, groups, lambda k: f"{k}\n(n={len(groups[k])})")
+    if groups:
         ax.set_yscale("log")
     ax.set_xlabel("method")
     ax.set_ylabel("time per point (s, log scale)")
     ax.set_title("Time per point per method (attack + bounds + MILP)")
+
+
+def _boxes(ax, groups: dict, label) -> None:
+    """One box per group (sorted keys), tick labels from ``label(key)``, a legend saying
+    what the boxes show."""
+    keys = sorted(groups)
+    if keys:
+        ax.boxplot([groups[k] for k in keys])
+        ax.set_xticks(range(1, len(keys) + 1), [label(k) for k in keys], fontsize=8)
     ax.grid(alpha=0.3, axis="y", which="both")
     ax.plot([], [], " ", label="box: quartiles, whiskers: 1.5 IQR")
     ax.legend(fontsize=8, loc="upper left")

@@ -86,33 +86,18 @@ def test_ray_rows_equal_process_rows_and_report(tmp_path, data, cluster, capsys)
     )
     env = {**os.environ, "FKD_DATA_DIR": str(data)}
     cmd = [sys.executable, "-m", "fkdverify.cli", "benchmark", grid, "--quiet", "--out"]
-    r = subprocess.run(
-        [*cmd, str(tmp_path / "ray_out"), "--ray", cluster],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert "ran 32 of 32 tasks" in r.stdout
-    p = subprocess.run(
-        [*cmd, str(tmp_path / "proc_out"), "--workers", "2"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert p.returncode == 0, p.stderr[-2000:]
+
+    def bench(*args):
+        r = subprocess.run([*cmd, *args], env=env, capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr[-2000:]
+        return r.stdout
+
+    assert "ran 32 of 32 tasks" in bench(str(tmp_path / "ray_out"), "--ray", cluster)
+    bench(str(tmp_path / "proc_out"), "--workers", "2")
     assert table(tmp_path / "ray_out") == table(tmp_path / "proc_out")
     # resume through Ray: nothing to run, nothing written twice
-    r2 = subprocess.run(
-        [*cmd, str(tmp_path / "ray_out"), "--ray", cluster],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert "ran 0 of 32 tasks" in r2.stdout and len(table(tmp_path / "ray_out")) == 32
+    assert "ran 0 of 32 tasks" in bench(str(tmp_path / "ray_out"), "--ray", cluster)
+    assert len(table(tmp_path / "ray_out")) == 32
 
     rep = tmp_path / "report"
     capsys.readouterr()
