@@ -96,9 +96,9 @@ def main() -> None:
         print(f"{net:24s} {eps:>10s} {line['solved']:7d} {line['sat']:4d} {line['unsat']:6d} "
               f"{line['timeout']:8d} {line['other']:6d} {med} {line['wrong']:6d}")  # fmt: skip
     all_solved = [float(r["time_s"]) for r in rows if r["result"] in ("sat", "unsat")]
+    med = median(all_solved) if all_solved else float("nan")
     print(f"{'total':35s} {total['solved']:7d} {total['sat']:4d} {total['unsat']:6d} "
-          f"{total['timeout']:8d} {total['other']:6d} "
-          f"{median(all_solved) if all_solved else float('nan'):9.2f} {total['wrong']:6d}")  # fmt: skip
+          f"{total['timeout']:8d} {total['other']:6d} {med:9.2f} {total['wrong']:6d}")  # fmt: skip
     print(f"counterexamples rejected by onnxruntime: {bad_cex}")
 
 
