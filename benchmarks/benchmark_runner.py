@@ -49,6 +49,13 @@ def tree_rss_mb(pid: int) -> float:
     return total / 1024
 
 
+def task_times(path: Path) -> list[float]:
+    import csv
+
+    with open(path, newline="") as f:
+        return [float(r["time_total_s"]) for r in csv.DictReader(f)]
+
+
 def rows_written(csv: Path) -> int:
     try:
         return max(0, sum(1 for _ in open(csv)) - 1)
@@ -74,9 +81,11 @@ def run(grid: str, out: Path, workers: int, extra=(), sample=False):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--points", type=int, default=40)
-    ap.add_argument("--eps", type=float, default=0.02)
+    ap.add_argument("--eps", type=float, default=0.03)
+    ap.add_argument("--timeout", type=float, default=10.0, help="MILP seconds per point")
     ap.add_argument("--tasks", type=int, default=1000)
     ap.add_argument("--skip-speedup", action="store_true")
+    ap.add_argument("--skip-memory", action="store_true")
     args = ap.parse_args()
     if not os.environ.get("FKD_DATA_DIR"):
         sys.exit("set FKD_DATA_DIR=../shared/data")
@@ -84,11 +93,23 @@ def main() -> None:
 
     if not args.skip_speedup:
         g = tmp / "milp.toml"
-        g.write_text(f'eps = {args.eps}\nmethod = "milp"\ntimeout = 60\nn = {args.points}\n' + PAIR)
+        g.write_text(
+            f'eps = {args.eps}\nmethod = "milp"\ntimeout = {args.timeout}\nn = {args.points}\n'
+            + PAIR
+        )
         t1, _ = run(str(g), tmp / "w1", 1)
         t2, _ = run(str(g), tmp / "w2", 2)
         print(f"MILP grid, {args.points} points, eps {args.eps} (includes start-up):")
         print(f"  --workers 1: {t1:7.1f} s   --workers 2: {t2:7.1f} s   speed-up {t1 / t2:.2f}x")
+        work = sorted(task_times(tmp / "w1" / "results.csv"))
+        bound = sum(work) / max(sum(work) / 2, work[-1])
+        longest = [round(t, 1) for t in work[-3:]]
+        print(
+            f"  task times: sum {sum(work):.1f} s, longest {longest}; speed-up bound of any "
+            f"2-worker schedule (sum / max(sum/2, longest)) {bound:.2f}x"
+        )
+    if args.skip_memory:
+        return
 
     n_eps = 4
     g = tmp / "bounds.toml"

@@ -42,10 +42,13 @@ def _faithful_vs_eps(ax, rows):
     for r in rows:
         if r.delta == d0 or math.isnan(d0):
             series.setdefault((r.model, r.method), {}).setdefault(r.eps, []).append(r)
+    styles = ["-", "--", ":", "-."]
+    methods = sorted({m for _, m in series})
     for (model, method), by_eps in sorted(series.items()):
         xs = sorted(by_eps)
         ys = [sum(r.faithful == FAITHFUL for r in by_eps[e]) / len(by_eps[e]) for e in xs]
-        ax.plot(xs, ys, marker="o", label=f"{model} / {method}")
+        ls = styles[methods.index(method) % len(styles)]  # line style per method: overlaps show
+        ax.plot(xs, ys, marker="o", ls=ls, label=f"{model} / {method}")
     ax.set_xlabel(EPS_LABEL)
     ax.set_ylabel(f"certified faithful rate (δ = {d0:g}), fraction of points")
     ax.set_ylim(-0.02, 1.02)
@@ -106,4 +109,4 @@ def _boxes(ax, groups: dict, label) -> None:
         ax.set_xticks(range(1, len(keys) + 1), [label(k) for k in keys], fontsize=8)
     ax.grid(alpha=0.3, axis="y", which="both")
     ax.plot([], [], " ", label="box: quartiles, whiskers: 1.5 IQR")
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=8, loc="best")
