@@ -144,13 +144,19 @@ def decide(cfg: RunConfig, ctx: PairContext, jobs: list) -> list:
 
 
 def _skipped(index, cls, tp, sp, opts: CertifyOptions, why: str) -> dict:
+    return no_result(index, cls, tp, sp, opts.eps, opts.delta, opts.prop, opts.method, why)
+
+
+def no_result(index, cls, tp, sp, eps, delta, prop, method, why, verdict=UNKNOWN) -> dict:
+    """Result fields (all but label and counterexample) of a point that was not decided:
+    skipped by the selection, or (benchmarks) an error or a killed task."""
     nan = float("nan")
     return dict(
-        index=index, cls=cls, teacher_pred=tp, student_pred=sp, agreement=UNKNOWN,
-        gap_lower=nan, gap_upper=nan, faithful=UNKNOWN, eps=opts.eps, delta=opts.delta,
-        property=opts.prop, method=opts.method, solver="", gap_method="", time_attack_s=0.0,
-        time_bounds_s=0.0, time_milp_s=0.0, time_total_s=0.0, unstable_ibp=-1,
-        unstable_crown=-1, unstable_alpha=-1, note=why,
+        index=index, cls=cls, teacher_pred=tp, student_pred=sp, agreement=verdict,
+        gap_lower=nan, gap_upper=nan, faithful=verdict, eps=eps, delta=delta, property=prop,
+        method=method, solver="", gap_method="", time_attack_s=0.0, time_bounds_s=0.0,
+        time_milp_s=0.0, time_total_s=0.0, unstable_ibp=-1, unstable_crown=-1,
+        unstable_alpha=-1, note=why,
     )  # fmt: skip
 
 

@@ -16,7 +16,7 @@ from ..bounds.propagate import BoundOptions, auto_device
 from ..certify import CertifyOptions, PairContext, make_result
 from ..errors import FkdError
 from ..results import COLUMNS, ERROR, UNKNOWN
-from ..runner import RunConfig, decide, load_data, load_pair
+from ..runner import RunConfig, decide, load_data, load_pair, no_result
 from .grid import SETTING_COLUMNS, Setting, Task
 
 # CSV of a benchmark: the task id, the setting, then certify's columns (shared ones once)
@@ -101,15 +101,10 @@ def row(task: Task, result) -> list:
 def error_row(task: Task, why: str, verdict: str = ERROR) -> list:
     """A row for a task that produced no result: verdict ``error`` (raised) or ``unknown``
     (killed at its hard time limit)."""
-    s, nan = task.setting, float("nan")
-    vals = {"task_id": task.id, **{c: getattr(s, c) for c in EXTRA}}
-    vals.update(index=task.index, label=-1, cls=-1, teacher_pred=-1, student_pred=-1,
-                agreement=verdict, gap_lower=nan, gap_upper=nan, faithful=verdict, eps=s.eps,
-                delta=s.delta, property=s.property, method=s.method, solver=s.solver,
-                gap_method="", time_attack_s=0.0, time_bounds_s=0.0, time_milp_s=0.0,
-                time_total_s=0.0, unstable_ibp=-1, unstable_crown=-1, unstable_alpha=-1,
-                counterexample="", note=why)  # fmt: skip
-    return [vals[c] for c in BENCH_COLUMNS]
+    s = task.setting
+    fields_ = no_result(task.index, -1, -1, -1, s.eps, s.delta, s.property, s.method, why,
+                        verdict)  # fmt: skip
+    return row(task, make_result(fields_, -1))
 
 
 def timeout_row(task: Task, limit: float) -> list:
