@@ -21,7 +21,7 @@ import torch
 
 from .bounds.alpha import alpha_spec_bounds
 from .bounds.propagate import METHODS as BOUND_METHODS
-from .bounds.propagate import network_bounds, spec_bounds
+from .bounds.propagate import BoundOptions, as_batch, crown_lower, network_bounds, spec_bounds
 from .errors import InputError, MismatchError
 from .milp.backends import solve
 from .milp.model import Status
@@ -145,6 +145,13 @@ def verify(net: Network, path: str, spec: Spec, opts: VerifyOptions = VerifyOpti
         open_k = [k for k in open_k if not np.any(lb[owner == k] - rows[owner == k, -1] > 0)]
     if not open_k:
         return done(UNSAT, "bounds")
+    # The box vertices that minimise the open atoms' linear lower bounds: candidates and PGD
+    # starts (counterexamples of saturated networks often sit on a vertex, off PGD's path).
+    sel = np.isin(owner, open_k)
+    starts = _vertices(net, spec, bounds, rows[sel, :-1])
+    found, _ = _attack(net, spec, checker, opts, deadline, starts)
+    if found is not None:
+        return done(SAT, "attack", found)
     if opts.method != "milp":
         return done(UNKNOWN, "", note=f"{opts.method} leaves {len(open_k)} disjuncts open")
     if opts.milp_bounds == "alpha-crown":
@@ -186,16 +193,36 @@ def _rows(spec: Spec) -> tuple[np.ndarray, np.ndarray]:
     return rows, owner
 
 
-def _attack(net: Network, spec: Spec, checker: Checker, opts: VerifyOptions, deadline: float):
+def _vertices(net: Network, spec: Spec, bounds, C: np.ndarray) -> np.ndarray:
+    """(S, n_in): for each row c of C the box vertex that minimises CROWN's linear lower
+    bound of c . y (each input at lo where its coefficient is positive, else at hi)."""
+    p = BoundOptions(method="crown").prop(net)
+    lo, hi = as_batch(spec.lo, p), as_batch(spec.hi, p)
+    pre = {v: (torch.from_numpy(l)[None], torch.from_numpy(u)[None])
+           for v, (l, u) in bounds.pre.items()}  # fmt: skip
+    coef: list = []
+    with torch.no_grad():
+        crown_lower(p, net.output, torch.as_tensor(C, dtype=p.dtype)[None], lo, hi, pre,
+                    input_coef=coef)  # fmt: skip
+    if coef[0] is None:
+        return np.empty((0, spec.n_in))
+    return np.where(coef[0][0].numpy() > 0, spec.lo, spec.hi)
+
+
+def _attack(net: Network, spec: Spec, checker: Checker, opts: VerifyOptions, deadline: float,
+            starts: np.ndarray | None = None):  # fmt: skip
     """PGD toward the disjuncts that come closest at the box centre (rows: starts x
     disjuncts, at most ``ATTACK_ROWS``), descending the hinge sum of the atoms' violations
     sum_j max(0, a_j . y - b_j + margin). Returns (confirmed (x32, y) or None, {disjunct:
-    smallest worst-atom violation reached}) - the latter orders the MILPs."""
+    smallest worst-atom violation reached}) - the latter orders the MILPs. ``starts`` (R, n)
+    replaces the default starts (the centre and ``attack_restarts`` random points)."""
     f = TorchNet(net, torch.float32)
     gen = torch.Generator().manual_seed(opts.seed)
     lo = torch.as_tensor(spec.lo, dtype=torch.float32)
     hi = torch.as_tensor(spec.hi, dtype=torch.float32)
-    R = opts.attack_restarts + 1
+    R = opts.attack_restarts + 1 if starts is None else len(starts)
+    if R == 0:
+        return None, {}
     m = max(len(b) for _, b in spec.disjuncts)
     A = torch.zeros(len(spec.disjuncts), m, spec.n_out)
     b = torch.full((len(spec.disjuncts), m), 1e9)  # padding atoms: 0 <= 1e9, never violated
@@ -207,8 +234,12 @@ def _attack(net: Network, spec: Spec, checker: Checker, opts: VerifyOptions, dea
     keep = torch.argsort(v0)[: max(1, ATTACK_ROWS // R)]
     A, b = A[keep], b[keep]
     K = len(keep)
-    rnd = lo + (hi - lo) * torch.rand(R - 1, len(lo), generator=gen)
-    x = torch.cat([centre, rnd]).repeat_interleave(K, 0)
+    if starts is None:
+        rnd = lo + (hi - lo) * torch.rand(R - 1, len(lo), generator=gen)
+        x0 = torch.cat([centre, rnd])
+    else:
+        x0 = torch.as_tensor(starts, dtype=torch.float32)
+    x = x0.repeat_interleave(K, 0)
     A, b = A.repeat(R, 1, 1), b.repeat(R, 1)
     step = 2.5 * (hi - lo) / 2 / opts.attack_steps
     best = torch.full((K,), float("inf"))

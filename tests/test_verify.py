@@ -109,3 +109,31 @@ def test_batch_mode_resumes(loose_net, tmp_path, capsys):
     assert main(["verify", "--instances", str(inst), "--out", str(out)]) == 0
     assert len(out.read_text().splitlines()) == 3  # nothing run twice
     assert main(["verify", "--instances", str(inst)]) == 2
+
+
+def test_bound_vertices_minimise_a_linear_network(tmp_path):
+    """Without ReLUs CROWN's lower bound is exact, so each row's vertex is its true minimiser
+    over the box (checked against all 8 vertices of a 3-d box)."""
+    import itertools
+
+    from fkdverify.verify import _vertices
+
+    rng = np.random.default_rng(1)
+    w, b = rng.normal(size=(2, 3)), rng.normal(size=2)
+    path = mlp_onnx(tmp_path / "lin.onnx", [(w, b)])
+    net = import_onnx(path)
+    spec = parse_vnnlib(
+        "".join(f"(declare-const X_{i} Real)" for i in range(3))
+        + "(declare-const Y_0 Real)(declare-const Y_1 Real)"
+        + "".join(f"(assert (>= X_{i} -1))(assert (<= X_{i} {i + 1}))" for i in range(3))
+        + "(assert (>= Y_0 Y_1))"
+    )
+    from fkdverify.bounds import network_bounds
+
+    C = np.array([[1.0, -1.0], [0.0, 1.0], [-2.0, 0.5]])
+    verts = _vertices(net, spec, network_bounds(net, spec.lo, spec.hi), C)
+    w32 = w.astype(np.float32).astype(np.float64)
+    corners = np.array(list(itertools.product(*zip(spec.lo, spec.hi, strict=True))))
+    for c, v in zip(C, verts, strict=True):
+        values = corners @ (c @ w32)
+        assert v @ (c @ w32) == pytest.approx(values.min())

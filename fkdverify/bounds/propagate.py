@@ -125,10 +125,12 @@ def ibp_values(p: Prop, lo, hi, pre: dict | None = None, upto: int | None = None
 
 
 # ----------------------------------------------------------------------------- CROWN
-def crown_lower(p: Prop, target: int, A, lo, hi, pre: dict, alphas: dict | None = None):
+def crown_lower(p: Prop, target: int, A, lo, hi, pre: dict, alphas: dict | None = None,
+                input_coef: list | None = None):  # fmt: skip
     """Lower bounds (B, S) of A @ value(target) over the boxes [lo, hi] (B, n), widened for
     rounding. A: (B, S, size of target). ``alphas[v]`` (B, S, n) optionally sets the lower
-    ReLU slopes at ReLU input v (alpha-CROWN)."""
+    ReLU slopes at ReLU input v (alpha-CROWN). ``input_coef``, when given, receives the
+    coefficients (B, S, n) of the linear lower bound over the input (None if it has none)."""
     net = p.net
     coef: dict[int, torch.Tensor] = {target: A}
     bias = torch.zeros(A.shape[:2], dtype=A.dtype, device=A.device)
@@ -148,6 +150,8 @@ def crown_lower(p: Prop, target: int, A, lo, hi, pre: dict, alphas: dict | None 
         for v, ai in zip(node.inputs, a_ins, strict=True):
             coef[v] = coef[v] + ai if v in coef else ai
     a0 = coef.get(0)
+    if input_coef is not None:
+        input_coef.append(a0)
     if a0 is not None:
         centre, rad = (hi + lo) / 2, (hi - lo) / 2
         a0abs = a0.abs()
