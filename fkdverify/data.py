@@ -162,3 +162,12 @@ def infer_dataset(meta: dict, input_size: int) -> str:
     raise InputError(
         f"cannot infer the dataset from an input of {input_size} values; pass --dataset"
     )
+
+
+def parse_indices(text: str) -> list[int]:
+    """'3,5,10-20' -> [3, 5, 10, ..., 20]; ValueError when a part is not N or N-M."""
+    out: list[int] = []
+    for part in str(text).split(","):
+        a, _, b = part.strip().partition("-")
+        out += list(range(int(a), int(b) + 1)) if b else [int(a)]
+    return out

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .certify import CertifyOptions, PairContext, certify_batch, make_result
-from .data import Dataset, infer_dataset, load_dataset
+from .data import Dataset, infer_dataset, load_dataset, parse_indices
 from .errors import InputError
 from .net.normalise import load_normalised
 from .net.product import check_pair
@@ -61,11 +61,8 @@ class RunConfig:
 def select_indices(n_total: int, n: int | None, start: int, indices: str | None) -> tuple:
     """Indices from --indices '3,5,10-20' or from --start/--n."""
     if indices:
-        out = []
         try:
-            for part in indices.split(","):
-                a, _, b = part.strip().partition("-")
-                out += list(range(int(a), int(b) + 1)) if b else [int(a)]
+            out = parse_indices(indices)
         except ValueError:
             raise InputError(f"--indices {indices!r}: expected e.g. 3,5,10-20") from None
     else:

@@ -21,7 +21,14 @@ import torch
 
 from .bounds.alpha import alpha_spec_bounds
 from .bounds.propagate import METHODS as BOUND_METHODS
-from .bounds.propagate import BoundOptions, as_batch, crown_lower, network_bounds, spec_bounds
+from .bounds.propagate import (
+    BoundOptions,
+    as_batch,
+    crown_lower,
+    network_bounds,
+    one_point,
+    spec_bounds,
+)
 from .errors import InputError, MismatchError
 from .milp.backends import solve
 from .milp.model import Status
@@ -137,12 +144,12 @@ def verify(net: Network, path: str, spec: Spec, opts: VerifyOptions = VerifyOpti
     bounds = network_bounds(net, spec.lo, spec.hi, "ibp" if bmethod == "ibp" else "crown")
     rows, owner = _rows(spec)
     lb, _ = spec_bounds(net, spec.lo, spec.hi, bounds, rows[:, :-1])
-    open_k = [k for k in open_k if not np.any(lb[owner == k] - rows[owner == k, -1] > 0)]
+    open_k = _still_open(open_k, lb, rows, owner)
     if open_k and bmethod == "alpha-crown":  # optimised slopes on the open disjuncts' atoms
         sel = np.isin(owner, open_k)
         start = (lb[sel], np.full(int(sel.sum()), np.inf))
         lb[sel], _ = alpha_spec_bounds(net, spec.lo, spec.hi, bounds, rows[sel, :-1], start=start)
-        open_k = [k for k in open_k if not np.any(lb[owner == k] - rows[owner == k, -1] > 0)]
+        open_k = _still_open(open_k, lb, rows, owner)
     if not open_k:
         return done(UNSAT, "bounds")
     # The box vertices that minimise the open atoms' linear lower bounds: candidates and PGD
@@ -186,6 +193,12 @@ def verify(net: Network, path: str, spec: Spec, opts: VerifyOptions = VerifyOpti
     return done(UNKNOWN, "", note="a MILP witness was not confirmed by the re-check")
 
 
+def _still_open(open_k: list, lb: np.ndarray, rows: np.ndarray, owner: np.ndarray) -> list:
+    """Disjuncts none of whose atoms a . y <= b is ruled out by a sound lower bound > b."""
+    ruled = lb - rows[:, -1] > 0
+    return [k for k in open_k if not ruled[owner == k].any()]
+
+
 def _rows(spec: Spec) -> tuple[np.ndarray, np.ndarray]:
     """All atoms as rows [a | b] (a . y <= b) and the disjunct each belongs to."""
     rows = np.vstack([np.hstack([A, b[:, None]]) for A, b in spec.disjuncts])
@@ -198,8 +211,7 @@ def _vertices(net: Network, spec: Spec, bounds, C: np.ndarray) -> np.ndarray:
     bound of c . y (each input at lo where its coefficient is positive, else at hi)."""
     p = BoundOptions(method="crown").prop(net)
     lo, hi = as_batch(spec.lo, p), as_batch(spec.hi, p)
-    pre = {v: (torch.from_numpy(l)[None], torch.from_numpy(u)[None])
-           for v, (l, u) in bounds.pre.items()}  # fmt: skip
+    pre = one_point(bounds).pre
     coef: list = []
     with torch.no_grad():
         crown_lower(p, net.output, torch.as_tensor(C, dtype=p.dtype)[None], lo, hi, pre,

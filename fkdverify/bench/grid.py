@@ -24,6 +24,7 @@ import tomllib
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
+from ..data import parse_indices
 from ..errors import InputError
 
 # option -> (type, default); every option may be a list in the grid (an axis)
@@ -103,15 +104,11 @@ def _values(key: str, v) -> list:
 def _indices(spec: dict) -> tuple[int, ...]:
     """points = "0-39,50" | n (+ start)."""
     if "points" in spec:
-        out = []
         try:
-            for part in str(spec["points"]).split(","):
-                a, _, b = part.strip().partition("-")
-                out += list(range(int(a), int(b) + 1)) if b else [int(a)]
+            return tuple(parse_indices(spec["points"]))
         except ValueError:
             msg = f'grid: points = {spec["points"]!r}: expected e.g. "0-39,50"'
             raise InputError(msg) from None
-        return tuple(out)
     if "n" in spec:
         start, n = int(spec.get("start", 0)), int(spec["n"])
         if n < 1 or start < 0:

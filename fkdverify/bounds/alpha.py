@@ -14,6 +14,7 @@ from .propagate import (
     chunks,
     crown_lower,
     one_hot_rows,
+    one_point,
     tighten_rows,
     unstable_rows,
 )
@@ -99,10 +100,8 @@ def alpha_spec_bounds(net, lo, hi, bounds, C, target: int | None = None, iters: 
     """One point (numpy in and out, float64); ``start`` = (lb, ub) to intersect with."""
     import numpy as np
 
-    pre = {v: (torch.from_numpy(l)[None], torch.from_numpy(u)[None])
-           for v, (l, u) in bounds.pre.items()}  # fmt: skip
     opts = BoundOptions(method="alpha-crown", alpha_iters=iters, alpha_lr=lr)
-    lb, ub = alpha_spec_bounds_batch(net, lo, hi, BatchBounds(pre, bounds.method),
+    lb, ub = alpha_spec_bounds_batch(net, lo, hi, one_point(bounds),
                                      np.asarray(C, np.float64), opts, target)  # fmt: skip
     lb, ub = lb[0].numpy(), ub[0].numpy()
     if start is not None:

@@ -333,10 +333,15 @@ def network_bounds(net: Network, lo, hi, method: str = "crown") -> Bounds:
     return propagate(net, lo, hi, _F64[method]).point(0)
 
 
-def spec_bounds(net: Network, lo, hi, bounds: Bounds, C, target: int | None = None):
-    """One point's sound (lower, upper) bounds (numpy, (S,)) of C @ value(target)."""
+def one_point(bounds: Bounds, method: str | None = None) -> BatchBounds:
+    """A point's (numpy) bounds as a batch of one, for the batched functions."""
     pre = {v: (torch.from_numpy(l)[None], torch.from_numpy(u)[None])
            for v, (l, u) in bounds.pre.items()}  # fmt: skip
+    return BatchBounds(pre, method or bounds.method)
+
+
+def spec_bounds(net: Network, lo, hi, bounds: Bounds, C, target: int | None = None):
+    """One point's sound (lower, upper) bounds (numpy, (S,)) of C @ value(target)."""
     method = "crown" if bounds.method != "ibp" else "ibp"
-    lb, ub = spec_bounds_batch(net, lo, hi, BatchBounds(pre, method), C, _F64[method], target)
+    lb, ub = spec_bounds_batch(net, lo, hi, one_point(bounds, method), C, _F64[method], target)
     return lb[0].numpy(), ub[0].numpy()
