@@ -51,6 +51,7 @@ def main() -> None:
     ap.add_argument("--year", default="2022")
     ap.add_argument("--timeout", type=float, help="seconds per instance (default: the file's)")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--method", default="bab", help="verify --method (default bab)")
     ap.add_argument("--out", help="results CSV (default: /tmp/fkd-vnncomp-<bench>.csv)")
     ap.add_argument("--no-run", action="store_true", help="only score an existing --out")
     args = ap.parse_args()
@@ -62,7 +63,7 @@ def main() -> None:
     if not args.no_run:
         cmd = [sys.executable, "-m", "fkdverify.cli", "verify", "--instances",
                str(base / f"instances_{args.year}.csv"), "--out", out,
-               "--workers", str(args.workers)]  # fmt: skip
+               "--workers", str(args.workers), "--method", args.method]  # fmt: skip
         if args.timeout:
             cmd += ["--timeout", str(args.timeout)]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
@@ -79,7 +80,8 @@ def main() -> None:
             merged[(net, "various")] += rs
         groups = merged
     print(f"{args.bench} {args.year}: {len(rows)} instances, timeout "
-          f"{args.timeout or 'per file'} s, {args.workers} workers")  # fmt: skip
+          f"{args.timeout or 'per file'} s, {args.workers} workers, "
+          f"--method {args.method}")  # fmt: skip
     print(f"{'network':24s} {'eps':>10s} {'solved':>7s} {'sat':>4s} {'unsat':>6s} "
           f"{'timeout':>8s} {'other':>6s} {'median s':>9s} {'wrong':>6s}")  # fmt: skip
     total = defaultdict(int)

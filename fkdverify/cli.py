@@ -386,13 +386,15 @@ def report(csvs, out, no_plots):
 
 @cli.command()
 @click.argument("files", nargs=-1, metavar="NET.onnx SPEC.vnnlib[.gz]")
-@choice("--method", ["attack", "ibp", "crown", "alpha-crown", "milp"], "milp",
-        "attack: falsify only; ibp/crown/alpha-crown: bounds; milp: complete.")  # fmt: skip
+@choice("--method", ["attack", "ibp", "crown", "alpha-crown", "milp", "bab"], "milp",
+        "attack: falsify only; ibp/crown/alpha-crown: bounds; milp: complete (MILP per "
+        "open disjunct); bab: complete (branch and bound over ReLU splits, beta-CROWN "
+        "bounds).")  # fmt: skip
 @click.option("--timeout", type=float, help="Seconds per instance (default 120; with "
               "--instances the file's own timeouts).")  # fmt: skip
 @choice("--solver", ["highs", "cbc", "gurobi", "auto"], "highs", "MILP back-end.")
-@choice("--milp-bounds", ["ibp", "crown", "alpha-crown"], "crown",
-        "Bounds that feed the MILP (big-M values, stable ReLUs).")  # fmt: skip
+@choice("--milp-bounds", ["ibp", "crown", "alpha-crown"], "alpha-crown",
+        "Pre-activation bounds that feed milp and bab (big-M values, stable ReLUs).")  # fmt: skip
 @click.option("--cex", type=click.Path(dir_okay=False),
               help="On sat, write the counterexample here (VNN-COMP format).")  # fmt: skip
 @click.option("--instances", type=click.Path(exists=True, dir_okay=False),

@@ -20,6 +20,10 @@ import numpy as np
 import torch
 
 from .bounds.alpha import alpha_spec_bounds
+from .bounds.bab import SAT as BAB_SAT
+from .bounds.bab import TIMEOUT as BAB_TIMEOUT
+from .bounds.bab import UNSAT as BAB_UNSAT
+from .bounds.bab import bab
 from .bounds.propagate import METHODS as BOUND_METHODS
 from .bounds.propagate import (
     BoundOptions,
@@ -39,7 +43,8 @@ from .net.torch_net import TorchNet
 from .recheck import _session
 from .spec import Spec
 
-METHODS = ("attack", "ibp", "crown", "alpha-crown", "milp")
+METHODS = ("attack", "ibp", "crown", "alpha-crown", "milp", "bab")
+COMPLETE = ("milp", "bab")
 SAT, UNSAT, UNKNOWN, TIMEOUT = "sat", "unsat", "unknown", "timeout"
 ATTACK_ROWS = 48  # PGD rows (starts x disjuncts) per step
 
@@ -49,7 +54,7 @@ class VerifyOptions:
     method: str = "milp"
     timeout: float = 120.0
     solver: str = "highs"
-    milp_bounds: str = "crown"  # bounds that feed the MILP (big-M values, stable ReLUs)
+    milp_bounds: str = "alpha-crown"  # bounds that feed milp/bab (big-M values, stable ReLUs)
     lp_tighten: float = 0.25  # share of the time left spent on LP bound tightening first
     attack_steps: int = 100
     attack_restarts: int = 4
@@ -140,8 +145,8 @@ def verify(net: Network, path: str, spec: Spec, opts: VerifyOptions = VerifyOpti
         return done(UNKNOWN, "", note="attack only: no counterexample found")
     if time.perf_counter() > deadline:
         return done(TIMEOUT, "")
-    bmethod = opts.method if opts.method != "milp" else opts.milp_bounds
-    bounds = network_bounds(net, spec.lo, spec.hi, "ibp" if bmethod == "ibp" else "crown")
+    bmethod = opts.method if opts.method not in COMPLETE else opts.milp_bounds
+    bounds = network_bounds(net, spec.lo, spec.hi, bmethod)
     rows, owner = _rows(spec)
     lb, _ = spec_bounds(net, spec.lo, spec.hi, bounds, rows[:, :-1])
     open_k = _still_open(open_k, lb, rows, owner)
@@ -159,10 +164,16 @@ def verify(net: Network, path: str, spec: Spec, opts: VerifyOptions = VerifyOpti
     found, _ = _attack(net, spec, checker, opts, deadline, starts)
     if found is not None:
         return done(SAT, "attack", found)
-    if opts.method != "milp":
+    if opts.method not in COMPLETE:
         return done(UNKNOWN, "", note=f"{opts.method} leaves {len(open_k)} disjuncts open")
-    if opts.milp_bounds == "alpha-crown":
-        bounds = network_bounds(net, spec.lo, spec.hi, "alpha-crown")
+    if opts.method == "bab":  # all open disjuncts in one tree: they share its splits
+        verdict, found, note = _bab(net, spec, bounds, open_k, checker, deadline)
+        if verdict == SAT:
+            return done(SAT, "bab", found)
+        if verdict == UNSAT:
+            open_k = []
+            return done(UNSAT, "bab")
+        return done(verdict, "", note=note)
     if opts.lp_tighten > 0:
         bounds, _ = lp_tighten(net, bounds, spec.lo, spec.hi,
                                opts.lp_tighten * (deadline - time.perf_counter()))  # fmt: skip
@@ -296,6 +307,20 @@ def _milp_disjunct(net, spec, bounds, k, checker, opts, deadline, limit):
         if found is not None:
             return SAT, found
     return UNKNOWN, None
+
+
+def _bab(net, spec, bounds, open_k, checker, deadline):
+    """(verdict, found, note) for the open disjuncts together by branch and bound over ReLU
+    splits (``bounds/bab.py``): 'unsat', 'sat' (a confirmed witness), 'unknown' (domains
+    with every ReLU split stayed open, or the memory cap), or 'timeout'."""
+    rows, owner = _rows(spec)
+    sel = np.isin(owner, open_k)
+    res = bab(net, spec.lo, spec.hi, bounds.pre, rows[sel, :-1], rows[sel, -1],
+              np.searchsorted(open_k, owner[sel]), deadline, checker.confirm)  # fmt: skip
+    verdict = {BAB_SAT: SAT, BAB_UNSAT: UNSAT, BAB_TIMEOUT: TIMEOUT}.get(res.status, UNKNOWN)
+    note = f"branch and bound: {res.domains} domains, depth {res.depth}"
+    note += f"; {res.note}" if res.note else ""
+    return verdict, res.found, note
 
 
 def cex_text(x: np.ndarray, y: np.ndarray) -> str:

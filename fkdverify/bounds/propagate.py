@@ -126,11 +126,15 @@ def ibp_values(p: Prop, lo, hi, pre: dict | None = None, upto: int | None = None
 
 # ----------------------------------------------------------------------------- CROWN
 def crown_lower(p: Prop, target: int, A, lo, hi, pre: dict, alphas: dict | None = None,
-                input_coef: list | None = None):  # fmt: skip
+                input_coef: list | None = None, extra: dict | None = None,
+                relu_out: dict | None = None):  # fmt: skip
     """Lower bounds (B, S) of A @ value(target) over the boxes [lo, hi] (B, n), widened for
     rounding. A: (B, S, size of target). ``alphas[v]`` (B, S, n) optionally sets the lower
-    ReLU slopes at ReLU input v (alpha-CROWN). ``input_coef``, when given, receives the
-    coefficients (B, S, n) of the linear lower bound over the input (None if it has none)."""
+    ReLU slopes at ReLU input v (alpha-CROWN). ``extra[v]`` (B, S, n), if given, is added to
+    the coefficients of ReLU input v once the ReLU is passed (beta-CROWN's Lagrangian terms
+    of split constraints, ``bab.py``). ``input_coef``, when given, receives the coefficients
+    (B, S, n) of the linear lower bound over the input (None if it has none); ``relu_out``
+    receives, per ReLU input v, the coefficients (B, S, n) on that ReLU's output."""
     net = p.net
     coef: dict[int, torch.Tensor] = {target: A}
     bias = torch.zeros(A.shape[:2], dtype=A.dtype, device=A.device)
@@ -147,6 +151,10 @@ def crown_lower(p: Prop, target: int, A, lo, hi, pre: dict, alphas: dict | None 
         a_ins, b, m = CROWN_RULES[type(node.layer)](p, i, a, pre.get(v_in) if relu else None, al)
         bias, mag = bias + b, mag + m
         depth += isinstance(node.layer, _AFFINE)
+        if relu and relu_out is not None:
+            relu_out[v_in] = a
+        if relu and extra and v_in in extra:
+            a_ins = [a_ins[0] + extra[v_in]]
         for v, ai in zip(node.inputs, a_ins, strict=True):
             coef[v] = coef[v] + ai if v in coef else ai
     a0 = coef.get(0)

@@ -176,14 +176,27 @@ def crown_scale(p: Prop, i: int, A, pre=None, alpha=None):
     return [A * p.t(lay.mul)], A @ p.t(lay.add), A.abs() @ p.abs(lay.add)
 
 
+@dataclass(frozen=True, eq=False)
+class Relaxation:
+    """Linear bounds of a ReLU given outright: lo_s * z <= relu(z) <= up_s * z + up_b, each
+    broadcastable to (B, S, n) (branch and bound builds them per domain and spec row)."""
+
+    up_s: torch.Tensor
+    up_b: torch.Tensor
+    lo_s: torch.Tensor
+
+
 def crown_relu(p: Prop, i: int, A, pre=None, alpha=None):
-    """``pre`` = (l, u) of the ReLU's input, (B, n); ``alpha`` (B, S, n) in [0, 1], if given,
-    replaces the lower slopes of unstable neurons (alpha-CROWN, Xu et al. 2021: any slope in
-    [0, 1] is a valid lower line)."""
-    l, u = pre
-    up_s, up_b, lo_s = (t[:, None, :] for t in relu_relaxation(l, u))
-    if alpha is not None:
-        lo_s = torch.where(((l < 0) & (u > 0))[:, None, :], alpha, lo_s)
+    """``pre`` = (l, u) of the ReLU's input, (B, n), or a ``Relaxation``; ``alpha`` (B, S, n)
+    in [0, 1], if given with (l, u), replaces the lower slopes of unstable neurons
+    (alpha-CROWN, Xu et al. 2021: any slope in [0, 1] is a valid lower line)."""
+    if isinstance(pre, Relaxation):
+        up_s, up_b, lo_s = pre.up_s, pre.up_b, pre.lo_s
+    else:
+        l, u = pre
+        up_s, up_b, lo_s = (t[:, None, :] for t in relu_relaxation(l, u))
+        if alpha is not None:
+            lo_s = torch.where(((l < 0) & (u > 0))[:, None, :], alpha, lo_s)
     pos, neg = A.clamp(min=0), A.clamp(max=0)
     bias = (neg * up_b).sum(-1)
     return [pos * lo_s + neg * up_s], bias, bias.abs()
