@@ -2,8 +2,11 @@
 
 Attack (PGD toward each disjunct of the unsafe region, from the box centre and random starts)
 -> bounds (every atom's lower bound over the box; a disjunct with an atom that cannot hold is
-ruled out) -> MILP (one feasibility model per disjunct still open, the atoms relaxed by
-``tau`` so that *infeasible* is a proof beyond the solver's tolerances). A counterexample is
+ruled out) -> the box vertices minimising the open atoms' bounds, as candidates and PGD
+starts -> a complete method: ``milp`` (one feasibility model per disjunct still open, the
+atoms relaxed by ``tau`` so that *infeasible* is a proof beyond the solver's tolerances) or
+``bab`` (branch and bound over ReLU splits with beta-CROWN bounds, ``bounds/bab.py``, all open
+disjuncts in one tree). A counterexample is
 reported only after onnxruntime on the original file, and the imported network in float64,
 both put the float32 input inside the box and the output inside the unsafe region exactly.
 

@@ -326,6 +326,15 @@ def _bound(P: _Problem, B: _Batch, iters: int):
     return B, branch, at, x
 
 
+def _root(P: _Problem) -> _Batch:
+    """The whole box: nothing split, CROWN's own lower slopes, beta 0."""
+    S, dt = P.C.shape[0], P.p32.dtype
+    alpha0 = relu_relaxation(P.l, P.u)[2].to(dt)[:, None, :].expand(1, S, -1).clone()
+    return _Batch(torch.zeros(1, P.N, dtype=torch.int8), P.l, P.u, alpha0,
+                  torch.zeros(1, S, P.N, dtype=dt), torch.full((1, S), -torch.inf,
+                  dtype=torch.float64), torch.zeros(1, dtype=torch.long))  # fmt: skip
+
+
 def _reaches(P: _Problem, x) -> torch.Tensor:
     """(D,) whether the float32 network puts x in the unsafe region (a cheap pre-check)."""
     with torch.no_grad():
@@ -366,11 +375,7 @@ def bab(net: Network, lo, hi, pre: dict, C, b, owner, deadline: float,
             heapq.heappush(heap, (float(key[d]), next(rank), item))
         return None
 
-    alpha0 = relu_relaxation(P.l, P.u)[2].to(dt)[:, None, :].expand(1, S, -1).clone()
-    root = _Batch(torch.zeros(1, P.N, dtype=torch.int8), P.l, P.u, alpha0,
-                  torch.zeros(1, S, P.N, dtype=dt), torch.full((1, S), -torch.inf,
-                  dtype=torch.float64), torch.zeros(1, dtype=torch.long))  # fmt: skip
-    found = visit(root, opts.root_iters)
+    found = visit(_root(P), opts.root_iters)
     while found is None and heap:
         if time.perf_counter() > deadline:
             return BabResult(TIMEOUT, count, depth, note=f"{len(heap)} domains open")
