@@ -40,6 +40,8 @@ def test_unsat_needs_the_milp_where_bounds_are_loose(loose_net):
     r = run(loose_net, text, "milp", milp_bounds="ibp")
     assert (r.result, r.stage, r.open_disjuncts) == ("unsat", "milp", 0)
     assert run(loose_net, text, "alpha-crown").result == "unsat"  # optimised slopes suffice
+    r = run(loose_net, text, "bab", milp_bounds="ibp")  # splits close what IBP leaves open
+    assert (r.result, r.stage, r.open_disjuncts) == ("unsat", "bab", 0)
 
 
 def test_sat_is_found_and_confirmed(loose_net):
@@ -70,7 +72,7 @@ def test_attack_only_and_sizes(loose_net, tmp_path):
     with pytest.raises(MismatchError, match="spec has 1 inputs"):
         verify(import_onnx(loose_net), loose_net, bad)
     with pytest.raises(InputError, match="--method"):
-        VerifyOptions(method="bab")
+        VerifyOptions(method="sherlock")
 
 
 def test_cli_prints_the_result_last_and_writes_the_cex(loose_net, tmp_path, capsys):

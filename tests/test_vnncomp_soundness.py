@@ -102,9 +102,17 @@ VERIFY_CASES = [  # (bench, onnx, spec, truth): fast ones of each kind
 ]
 
 
+BAB_CASES = [  # branch and bound: a violated one, a holding one the bounds leave open
+    ("mnist_fc", "mnist-net_256x2", "prop_2_0.03", "violated", "bab"),
+    ("mnist_fc", "mnist-net_256x4", "prop_3_0.05", "holds", "bab"),
+]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("bench, net, spec, truth", VERIFY_CASES)
-def test_verify_gives_the_published_answer(data, tmp_path, bench, net, spec, truth):
+@pytest.mark.parametrize(
+    "bench, net, spec, truth, method", [(*c, "milp") for c in VERIFY_CASES] + BAB_CASES
+)
+def test_verify_gives_the_published_answer(data, tmp_path, bench, net, spec, truth, method):
     from fkdverify.cli import main
 
     base = data / "vnncomp" / bench
@@ -116,7 +124,8 @@ def test_verify_gives_the_published_answer(data, tmp_path, bench, net, spec, tru
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        code = main(["verify", onnx_path, spec_path, "--timeout", "100", "--cex", str(cex)])
+        code = main(["verify", onnx_path, spec_path, "--timeout", "100", "--cex", str(cex),
+                     "--method", method])  # fmt: skip
     assert code == 0
     result = out.getvalue().strip().splitlines()[-1]
     assert result == {"violated": "sat", "holds": "unsat"}[truth]

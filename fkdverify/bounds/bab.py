@@ -127,6 +127,7 @@ class _Problem:
         self.K = int(self.owner.max()) + 1
         self.member = torch.stack([self.owner == k for k in range(self.K)])  # (K, S)
         self.f32 = TorchNet(net, self.p32.dtype)
+        self.deadline = float("inf")
 
     def per_layer(self, t) -> dict:
         spans = zip(self.vs, self.offsets[:-1], self.sizes, strict=True)
@@ -146,8 +147,8 @@ class _Problem:
         with torch.no_grad():
             for i in range(first, len(self.vs)):
                 v, o, n = self.vs[i], self.offsets[i], self.sizes[i]
-                if v not in self.deep:
-                    continue
+                if v not in self.deep or time.perf_counter() > self.deadline:
+                    continue  # (bounds left unrefreshed are the parent's: still valid)
                 sl, su = self.sided(split[:, :o], l[:, :o], u[:, :o])
                 spans = zip(self.vs[:i], self.offsets[:i], self.sizes[:i], strict=True)
                 pre = {w: (sl[:, a : a + m], su[:, a : a + m]) for w, a, m in spans}
@@ -216,6 +217,8 @@ def _optimise(P: _Problem, B: _Batch, iters: int):
     opt = torch.optim.Adam([{"params": [alpha], "lr": opts.lr_alpha},
                             {"params": [beta], "lr": opts.lr_beta}])  # fmt: skip
     for _ in range(iters):
+        if time.perf_counter() > P.deadline:  # any iterate's bound is valid: stop on time
+            break
         lb = P.lower(P.p32, B.split, B.l, B.u, alpha, beta)
         with torch.no_grad():
             better = lb > best
@@ -351,6 +354,7 @@ def bab(net: Network, lo, hi, pre: dict, C, b, owner, deadline: float,
     input (e.g. alpha-CROWN's); ``confirm(x)`` re-checks a candidate input (flat float64) and
     returns something true for a real counterexample, None otherwise."""
     P = _Problem(net, lo, hi, pre, C, b, owner, opts)
+    P.deadline = deadline
     S, dt = P.C.shape[0], P.p32.dtype
     per_domain = 2 * S * P.N * torch.finfo(dt).bits // 8 + P.N * 17 + S * 8
     cap = max(2 * opts.batch, opts.memory_mb * 2**20 // per_domain)
