@@ -23,9 +23,6 @@ import numpy as np
 import torch
 
 from .bounds.alpha import alpha_spec_bounds
-from .bounds.bab import SAT as BAB_SAT
-from .bounds.bab import TIMEOUT as BAB_TIMEOUT
-from .bounds.bab import UNSAT as BAB_UNSAT
 from .bounds.bab import bab
 from .bounds.propagate import METHODS as BOUND_METHODS
 from .bounds.propagate import (
@@ -170,13 +167,14 @@ def verify(net: Network, path: str, spec: Spec, opts: VerifyOptions = VerifyOpti
     if opts.method not in COMPLETE:
         return done(UNKNOWN, "", note=f"{opts.method} leaves {len(open_k)} disjuncts open")
     if opts.method == "bab":  # all open disjuncts in one tree: they share its splits
-        verdict, found, note = _bab(net, spec, bounds, open_k, checker, deadline)
-        if verdict == SAT:
-            return done(SAT, "bab", found)
-        if verdict == UNSAT:
-            open_k = []
-            return done(UNSAT, "bab")
-        return done(verdict, "", note=note)
+        res = bab(net, spec.lo, spec.hi, bounds.pre, rows[sel, :-1], rows[sel, -1],
+                  np.searchsorted(open_k, owner[sel]), deadline, checker.confirm)  # fmt: skip
+        if res.status == UNSAT:
+            open_k.clear()
+        if res.status in (SAT, UNSAT):  # bab's words are VNN-COMP's, like ours
+            return done(res.status, "bab", res.found)
+        note = f"branch and bound: {res.domains} domains, depth {res.depth}"
+        return done(res.status, "", note=note + (f"; {res.note}" if res.note else ""))
     if opts.lp_tighten > 0:
         bounds, _ = lp_tighten(net, bounds, spec.lo, spec.hi,
                                opts.lp_tighten * (deadline - time.perf_counter()))  # fmt: skip
@@ -310,20 +308,6 @@ def _milp_disjunct(net, spec, bounds, k, checker, opts, deadline, limit):
         if found is not None:
             return SAT, found
     return UNKNOWN, None
-
-
-def _bab(net, spec, bounds, open_k, checker, deadline):
-    """(verdict, found, note) for the open disjuncts together by branch and bound over ReLU
-    splits (``bounds/bab.py``): 'unsat', 'sat' (a confirmed witness), 'unknown' (domains
-    with every ReLU split stayed open, or the memory cap), or 'timeout'."""
-    rows, owner = _rows(spec)
-    sel = np.isin(owner, open_k)
-    res = bab(net, spec.lo, spec.hi, bounds.pre, rows[sel, :-1], rows[sel, -1],
-              np.searchsorted(open_k, owner[sel]), deadline, checker.confirm)  # fmt: skip
-    verdict = {BAB_SAT: SAT, BAB_UNSAT: UNSAT, BAB_TIMEOUT: TIMEOUT}.get(res.status, UNKNOWN)
-    note = f"branch and bound: {res.domains} domains, depth {res.depth}"
-    note += f"; {res.note}" if res.note else ""
-    return verdict, res.found, note
 
 
 def cex_text(x: np.ndarray, y: np.ndarray) -> str:
