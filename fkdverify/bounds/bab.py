@@ -319,7 +319,13 @@ def _bound(P: _Problem, B: _Batch, iters: int):
         lb = torch.where(empty.any(1, keepdim=True), torch.inf, lb)
         B = _Batch(B.split, B.l, B.u, alpha, beta, lb, B.depth)
         open_ = P.open_rows(lb)
-        branch, at = _branch(P, B, relu_out, open_.to(lb.dtype))
+        # only the domains still open get a branching decision (FSB bounds extra children)
+        live = torch.nonzero(open_.any(1)).flatten()
+        branch = torch.full((len(lb),), -1, dtype=torch.long)
+        at = lb.new_zeros(lb.shape)
+        if len(live):
+            sub = {v: c[live] for v, c in relu_out.items()}
+            branch[live], at[live] = _branch(P, B.take(live), sub, open_[live].to(lb.dtype))
         worst = torch.where(open_, lb - P.b, torch.inf).argmin(1)
         if coef[0] is None:
             x = ((P.lo + P.hi) / 2).expand(len(lb), -1)
