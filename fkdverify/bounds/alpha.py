@@ -21,32 +21,39 @@ from .propagate import (
 from .rules import Prop, relu_relaxation
 
 
-def alpha_lower(p: Prop, target: int, A, lo, hi, pre: dict, iters: int, lr: float):
+def alpha_lower(p: Prop, target: int, A, lo, hi, pre: dict, iters: int, lr: float,
+                slopes: dict | None = None):  # fmt: skip
     """Lower bounds (B, S) of A @ value(target) (A: (B, S, n)) with optimised slopes; never
-    below plain CROWN (the first iterate uses CROWN's own slopes)."""
+    below plain CROWN (the first iterate uses CROWN's own slopes). ``slopes``, if given,
+    receives per ReLU input the slopes (B, S, n) of each row's best iterate."""
     alphas = {}
     for v, (l, u) in pre.items():
         if v < target and ((l < 0) & (u > 0)).any():
             init = relu_relaxation(l, u)[2][:, None, :]
             alphas[v] = init.expand(-1, A.shape[1], -1).clone().requires_grad_(True)
+    keep = {v: a.detach().clone() for v, a in alphas.items()} if slopes is not None else {}
     with torch.no_grad():
         best = crown_lower(p, target, A, lo, hi, pre, alphas)
-    if not alphas or iters <= 0:
-        return best
-    opt = torch.optim.Adam(alphas.values(), lr=lr)
-    for _ in range(iters):
-        lb = crown_lower(p, target, A, lo, hi, pre, alphas)
-        best = torch.maximum(best, lb.detach())
-        if not lb.requires_grad:  # no row reaches an unstable ReLU: nothing to optimise
-            return best
-        opt.zero_grad()
-        (-lb.sum()).backward()
-        opt.step()
-        with torch.no_grad():
-            for a in alphas.values():
-                a.clamp_(0.0, 1.0)
-    with torch.no_grad():
-        return torch.maximum(best, crown_lower(p, target, A, lo, hi, pre, alphas))
+    if alphas and iters > 0:
+        opt = torch.optim.Adam(alphas.values(), lr=lr)
+        for it in range(iters + 1):
+            lb = crown_lower(p, target, A, lo, hi, pre, alphas)
+            with torch.no_grad():
+                better = lb > best
+                best = torch.maximum(best, lb)
+                for v, a in keep.items():
+                    keep[v] = torch.where(better[..., None], alphas[v], a)
+            if it == iters or not lb.requires_grad:  # (none: no row reaches an unstable ReLU)
+                break
+            opt.zero_grad()
+            (-lb.sum()).backward()
+            opt.step()
+            with torch.no_grad():
+                for a in alphas.values():
+                    a.clamp_(0.0, 1.0)
+    if slopes is not None:
+        slopes.update(keep)
+    return best.detach()
 
 
 def alpha_bounds(p: Prop, target: int, C, lo, hi, pre: dict, opts: BoundOptions,
