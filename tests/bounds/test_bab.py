@@ -25,13 +25,20 @@ def _domains(P: _Problem, n_dom: int, n_split: int, rng) -> torch.Tensor:
     return split
 
 
-def test_split_domain_bounds_hold_on_every_sampled_point_of_the_domain(tmp_path):
+@pytest.mark.parametrize("precision", ["float32", "float64"])
+@pytest.mark.parametrize("slopes", [False, True])
+def test_split_domain_bounds_hold_on_every_sampled_point_of_the_domain(tmp_path, slopes,
+                                                                       precision):  # fmt: skip
     net = import_onnx(random_mlp(tmp_path / "m.onnx", [6, 24, 24, 24, 4], seed=5))
     lo, hi = np.full(6, -0.5), np.full(6, 0.5)
     root = network_bounds(net, lo, hi, "crown")
     rng = np.random.default_rng(0)
     C = rng.normal(size=(3, 4))
-    P = _Problem(net, lo, hi, root.pre, C, np.zeros(3), np.arange(3), BabOptions())
+    opts = BabOptions(refresh_precision=precision)
+    P = _Problem(net, lo, hi, root.pre, C, np.zeros(3), np.arange(3), opts)
+    if slopes:  # the refresh uses each intermediate neuron's optimised root slopes
+        P.slopes = P.root_slopes()
+        assert len(P.slopes) == 2 and all(len(rows) for rows, _ in P.slopes.values())
     D, S = 12, 3
     split = _domains(P, D, 4, rng)
     l, u = P.refresh(split, P.l.expand(D, -1), P.u.expand(D, -1), 1)
