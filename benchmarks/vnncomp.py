@@ -52,6 +52,7 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, help="seconds per instance (default: the file's)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--method", default="bab", help="verify --method (default bab)")
+    ap.add_argument("--solver", default="auto", help="verify --solver (default auto)")
     ap.add_argument("--out", help="results CSV (default: /tmp/fkd-vnncomp-<bench>.csv)")
     ap.add_argument("--no-run", action="store_true", help="only score an existing --out")
     args = ap.parse_args()
@@ -63,7 +64,8 @@ def main() -> None:
     if not args.no_run:
         cmd = [sys.executable, "-m", "fkdverify.cli", "verify", "--instances",
                str(base / f"instances_{args.year}.csv"), "--out", out,
-               "--workers", str(args.workers), "--method", args.method]  # fmt: skip
+               "--workers", str(args.workers), "--method", args.method,
+               "--solver", args.solver]  # fmt: skip
         if args.timeout:
             cmd += ["--timeout", str(args.timeout)]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)

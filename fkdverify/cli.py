@@ -392,9 +392,14 @@ def report(csvs, out, no_plots):
         "bounds).")  # fmt: skip
 @click.option("--timeout", type=float, help="Seconds per instance (default 120; with "
               "--instances the file's own timeouts).")  # fmt: skip
-@choice("--solver", ["highs", "cbc", "gurobi", "auto"], "highs", "MILP back-end.")
+@choice("--solver", ["highs", "cbc", "gurobi", "auto"], "highs",
+        "MILP back-end (milp; bab's bound refinement: highs or gurobi, auto = gurobi when "
+        "licensed, which is far stronger there).")  # fmt: skip
 @choice("--milp-bounds", ["ibp", "crown", "alpha-crown"], "alpha-crown",
         "Pre-activation bounds that feed milp and bab (big-M values, stable ReLUs).")  # fmt: skip
+@click.option("--refine", type=float, default=0.5, show_default=True,
+              help="bab: share of the time left, after a first branch and bound over a tenth "
+              "of it, spent on MILP refinement of the intermediate bounds (0: none).")  # fmt: skip
 @click.option("--cex", type=click.Path(dir_okay=False),
               help="On sat, write the counterexample here (VNN-COMP format).")  # fmt: skip
 @click.option("--instances", type=click.Path(exists=True, dir_okay=False),
@@ -410,12 +415,12 @@ def verify(files, **kw):
     from .verify import VerifyOptions
 
     solver = kw["solver"]
-    if kw["method"] == "milp":
+    if kw["method"] == "milp" or (kw["method"] == "bab" and kw["refine"] > 0):
         from .milp.backends import resolve_solver
 
         solver = resolve_solver(solver)
     opts = VerifyOptions(method=kw["method"], timeout=kw["timeout"] or 120.0, solver=solver,
-                         milp_bounds=kw["milp_bounds"])  # fmt: skip
+                         milp_bounds=kw["milp_bounds"], refine=kw["refine"])  # fmt: skip
     if kw["instances"]:
         if files or not kw["out"]:
             raise click.UsageError("--instances takes no NET/SPEC arguments and needs --out")

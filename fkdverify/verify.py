@@ -34,9 +34,10 @@ from .bounds.propagate import (
     spec_bounds,
 )
 from .errors import InputError, MismatchError
-from .milp.backends import solve
+from .milp.backends import resolve_solver, solve
 from .milp.model import Status
 from .milp.properties import encode
+from .milp.refine import milp_refine
 from .milp.tighten import lp_tighten
 from .net.graph import Network
 from .net.torch_net import TorchNet
@@ -61,10 +62,22 @@ class VerifyOptions:
     tau: float = 1e-4  # proof margin on each atom (>> solver feasibility tolerance)
     strict: float = 1e-4  # margin asked of a MILP witness
     seed: int = 0
+    # bab: when a first branch and bound over bab_first of the time left leaves the spec
+    # open, MILP refinement of the intermediate bounds (``milp/refine.py``) gets ``refine`` of
+    # what is left, then branch and bound runs again on the refined bounds; 0: no refinement
+    bab_first: float = 0.1
+    refine: float = 0.5
+    # seconds per MILP bound (256x4 prop_5 eps 0.05: 0.15 s refines nothing, 1 s too few
+    # neurons in the time, 0.3 s closes it)
+    refine_per_bound: float = 0.3
 
     def __post_init__(self):
         if self.method not in METHODS:
             raise InputError(f"--method must be one of {', '.join(METHODS)}")
+        if not (0 < self.bab_first <= 1 and 0 <= self.refine < 1):
+            raise InputError("bab_first must be in (0, 1] and --refine in [0, 1)")
+        if self.method == "bab" and self.refine > 0 and self.solver == "cbc":
+            raise InputError("--solver cbc cannot refine bab's bounds: use highs, gurobi or auto")
         if not self.timeout > 0:
             raise InputError(f"--timeout must be > 0 seconds, got {self.timeout}")
         if self.milp_bounds not in BOUND_METHODS:
@@ -148,13 +161,7 @@ def verify(net: Network, path: str, spec: Spec, opts: VerifyOptions = VerifyOpti
     bmethod = opts.method if opts.method not in COMPLETE else opts.milp_bounds
     bounds = network_bounds(net, spec.lo, spec.hi, bmethod)
     rows, owner = _rows(spec)
-    lb, _ = spec_bounds(net, spec.lo, spec.hi, bounds, rows[:, :-1])
-    open_k = _still_open(open_k, lb, rows, owner)
-    if open_k and bmethod == "alpha-crown":  # optimised slopes on the open disjuncts' atoms
-        sel = np.isin(owner, open_k)
-        start = (lb[sel], np.full(int(sel.sum()), np.inf))
-        lb[sel], _ = alpha_spec_bounds(net, spec.lo, spec.hi, bounds, rows[sel, :-1], start=start)
-        open_k = _still_open(open_k, lb, rows, owner)
+    lb, open_k = _spec_bounds(net, spec, bounds, rows, owner, open_k, bmethod == "alpha-crown")
     if not open_k:
         return done(UNSAT, "bounds")
     # The box vertices that minimise the open atoms' linear lower bounds: candidates and PGD
@@ -166,15 +173,8 @@ def verify(net: Network, path: str, spec: Spec, opts: VerifyOptions = VerifyOpti
         return done(SAT, "attack", found)
     if opts.method not in COMPLETE:
         return done(UNKNOWN, "", note=f"{opts.method} leaves {len(open_k)} disjuncts open")
-    if opts.method == "bab":  # all open disjuncts in one tree: they share its splits
-        res = bab(net, spec.lo, spec.hi, bounds.pre, rows[sel, :-1], rows[sel, -1],
-                  np.searchsorted(open_k, owner[sel]), deadline, checker.confirm)  # fmt: skip
-        if res.status == UNSAT:
-            open_k.clear()
-        if res.status in (SAT, UNSAT):  # bab's words are VNN-COMP's, like ours
-            return done(res.status, "bab", res.found)
-        note = f"branch and bound: {res.domains} domains, depth {res.depth}"
-        return done(res.status, "", note=note + (f"; {res.note}" if res.note else ""))
+    if opts.method == "bab":
+        return _bab_stages(net, spec, bounds, rows, owner, open_k, checker, opts, deadline, done)
     if opts.lp_tighten > 0:
         bounds, _ = lp_tighten(net, bounds, spec.lo, spec.hi,
                                opts.lp_tighten * (deadline - time.perf_counter()))  # fmt: skip
@@ -203,6 +203,48 @@ def verify(net: Network, path: str, spec: Spec, opts: VerifyOptions = VerifyOpti
     if not open_k:
         return done(UNSAT, "milp")
     return done(UNKNOWN, "", note="a MILP witness was not confirmed by the re-check")
+
+
+def _spec_bounds(net, spec, bounds, rows, owner, open_k: list, alpha: bool):
+    """The atoms' lower bounds (alpha-CROWN on the open disjuncts' atoms if ``alpha``) and the
+    disjuncts they leave open."""
+    lb, _ = spec_bounds(net, spec.lo, spec.hi, bounds, rows[:, :-1])
+    open_k = _still_open(open_k, lb, rows, owner)
+    if open_k and alpha:  # optimised slopes on the open disjuncts' atoms
+        sel = np.isin(owner, open_k)
+        start = (lb[sel], np.full(int(sel.sum()), np.inf))
+        lb[sel], _ = alpha_spec_bounds(net, spec.lo, spec.hi, bounds, rows[sel, :-1], start=start)
+        open_k = _still_open(open_k, lb, rows, owner)
+    return lb, open_k
+
+
+def _bab_stages(net, spec, bounds, rows, owner, open_k, checker, opts, deadline, done):
+    """Branch and bound (all open disjuncts in one tree: they share its splits); if it leaves
+    the spec open after ``bab_first`` of the time, MILP refinement of the intermediate bounds
+    and branch and bound again from them."""
+    refine = opts.refine > 0 and opts.milp_bounds != "ibp"
+    while True:
+        sel = np.isin(owner, open_k)
+        left = deadline - time.perf_counter()
+        until = time.perf_counter() + opts.bab_first * left if refine else deadline
+        res = bab(net, spec.lo, spec.hi, bounds.pre, rows[sel, :-1], rows[sel, -1],
+                  np.searchsorted(open_k, owner[sel]), until, checker.confirm)  # fmt: skip
+        if res.status == UNSAT:
+            open_k.clear()
+        if res.status in (SAT, UNSAT):  # bab's words are VNN-COMP's, like ours
+            return done(res.status, "bab", res.found)
+        if not refine or res.status != TIMEOUT or time.perf_counter() >= deadline:
+            note = f"branch and bound: {res.domains} domains, depth {res.depth}"
+            return done(res.status, "", note=note + (f"; {res.note}" if res.note else ""))
+        refine = False
+        left = deadline - time.perf_counter()
+        ref = milp_refine(net, bounds, spec.lo, spec.hi,
+                          time.perf_counter() + opts.refine * left,
+                          resolve_solver(opts.solver), opts.refine_per_bound)  # fmt: skip
+        bounds = ref.bounds
+        _, open_k[:] = _spec_bounds(net, spec, bounds, rows, owner, open_k, True)
+        if not open_k:
+            return done(UNSAT, "milp-refine")
 
 
 def _still_open(open_k: list, lb: np.ndarray, rows: np.ndarray, owner: np.ndarray) -> list:

@@ -272,18 +272,25 @@ def crown_unstable(p: Prop, v: int, lo, hi, pre, l, u, memory_mb: int, group: in
     return l, u
 
 
-def propagate(net: Network, lo, hi, opts: BoundOptions) -> BatchBounds:
+def propagate(net: Network, lo, hi, opts: BoundOptions, known: dict | None = None) -> BatchBounds:
     """Bounds of every ReLU input over the boxes [lo, hi] (tensors (B, n) or arrays).
 
     IBP everywhere; with crown (and alpha-crown), CROWN on each pre-activation that IBP leaves
     unstable, earlier layers' tightened bounds feeding later ones; alpha-crown then re-bounds
-    the unstable neurons of each layer with optimised slopes (``alpha.py``)."""
+    the unstable neurons of each layer with optimised slopes (``alpha.py``). ``known[v] =
+    (l, u)``: sound bounds of ReLU input v found otherwise (e.g. by MILP), taken as they are
+    (intersected with IBP's) and used for every later layer."""
     p = opts.prop(net)
     lo, hi = as_batch(lo, p), as_batch(hi, p)
     deep = net.deep_values()
     pre: dict = {}
+    known = {v: (as_batch(a, p), as_batch(b, p)) for v, (a, b) in (known or {}).items()}
 
     def tighten(v, l, u):
+        if v in known:
+            l, u = torch.maximum(l, known[v][0]), torch.minimum(u, known[v][1])
+            pre[v] = (l, u)
+            return l, u
         if opts.method != "ibp" and v in deep:
             l, u = crown_unstable(p, v, lo, hi, pre, l, u, opts.memory_mb)
         if opts.method == "alpha-crown" and v in deep:
@@ -334,11 +341,13 @@ def as_batch(a, p: Prop) -> torch.Tensor:
 _F64 = {m: BoundOptions(method=m) for m in METHODS}
 
 
-def network_bounds(net: Network, lo, hi, method: str = "crown") -> Bounds:
-    """One point's bounds of every ReLU input over the box [lo, hi] (flat arrays), float64."""
+def network_bounds(net: Network, lo, hi, method: str = "crown",
+                   known: dict | None = None) -> Bounds:  # fmt: skip
+    """One point's bounds of every ReLU input over the box [lo, hi] (flat arrays), float64;
+    ``known``: bounds of some ReLU inputs found otherwise (see ``propagate``)."""
     if method not in METHODS:
         raise ValueError(f"unknown bound method {method!r}")
-    return propagate(net, lo, hi, _F64[method]).point(0)
+    return propagate(net, lo, hi, _F64[method], known).point(0)
 
 
 def one_point(bounds: Bounds, method: str | None = None) -> BatchBounds:

@@ -114,8 +114,12 @@ def test_bab_gives_the_milps_answer_on_random_networks(tmp_path):
             text = _spec(centre - r, centre + r, unsafe, 4, 3)
             res = {m: verify(net, path, parse_vnnlib(text), VerifyOptions(method=m, timeout=60))
                    for m in ("milp", "bab", "alpha-crown")}  # fmt: skip
+            # the first tree cut short at once: MILP refinement, then a second tree
+            refined = verify(net, path, parse_vnnlib(text),
+                             VerifyOptions(method="bab", timeout=60, bab_first=1e-9))  # fmt: skip
             assert res["milp"].result in ("sat", "unsat")
             assert res["bab"].result == res["milp"].result, (seed, r)
+            assert refined.result == res["milp"].result, (seed, r)
             decided += 1
             beyond_bounds += res["bab"].stage == "bab" and res["alpha-crown"].result == "unknown"
     assert decided == 18 and beyond_bounds >= 2

@@ -45,7 +45,9 @@ def version() -> str:
     return ".".join(map(str, gp.gurobi.version()))
 
 
-def solve(m: MilpModel, time_limit: float, threads: int = 1, abs_gap: float = 0.0) -> Solution:
+def solve(m: MilpModel, time_limit: float, threads: int = 1, abs_gap: float = 0.0,
+          tol: float | None = None) -> Solution:  # fmt: skip
+    """``tol``: integrality and feasibility tolerance (default: Gurobi's own)."""
     import gurobipy as gp
     from gurobipy import GRB
 
@@ -57,6 +59,8 @@ def solve(m: MilpModel, time_limit: float, threads: int = 1, abs_gap: float = 0.
         model.Params.Seed = 0
         if abs_gap > 0:
             model.Params.MIPGapAbs = float(abs_gap)
+        if tol is not None:
+            model.Params.IntFeasTol = model.Params.FeasibilityTol = float(tol)
         vtype = np.where(m.integer, GRB.INTEGER, GRB.CONTINUOUS)
         x = model.addMVar(m.n_vars, lb=m.lb, ub=m.ub, vtype=vtype)
         lo_ok, hi_ok = np.isfinite(m.row_lo), np.isfinite(m.row_hi)

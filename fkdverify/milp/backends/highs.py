@@ -81,11 +81,16 @@ def _load(m: MilpModel, time_limit: float, threads: int, integer: bool = True):
     return h
 
 
-def solve(m: MilpModel, time_limit: float, threads: int = 1, abs_gap: float = 0.0) -> Solution:
+def solve(m: MilpModel, time_limit: float, threads: int = 1, abs_gap: float = 0.0,
+          tol: float | None = None) -> Solution:  # fmt: skip
+    """``tol``: integrality and primal feasibility tolerance (default: ``FEAS_TOL``)."""
     import highspy
 
     t0 = time.perf_counter()
     h = _load(m, time_limit, threads)
+    if tol is not None:
+        h.setOptionValue("mip_feasibility_tolerance", float(tol))
+        h.setOptionValue("primal_feasibility_tolerance", float(tol))
     if abs_gap > 0:
         h.setOptionValue("mip_abs_gap", float(abs_gap))
     h.run()
