@@ -222,7 +222,7 @@ def _bab_stages(net, spec, bounds, rows, owner, open_k, checker, opts, deadline,
     """Branch and bound (all open disjuncts in one tree: they share its splits); if it leaves
     the spec open after ``bab_first`` of the time, MILP refinement of the intermediate bounds
     and branch and bound again from them."""
-    refine = opts.refine > 0 and opts.milp_bounds != "ibp"
+    refine, refined = opts.refine > 0, ""
     while True:
         sel = np.isin(owner, open_k)
         left = deadline - time.perf_counter()
@@ -235,14 +235,23 @@ def _bab_stages(net, spec, bounds, rows, owner, open_k, checker, opts, deadline,
             return done(res.status, "bab", res.found)
         if not refine or res.status != TIMEOUT or time.perf_counter() >= deadline:
             note = f"branch and bound: {res.domains} domains, depth {res.depth}"
-            return done(res.status, "", note=note + (f"; {res.note}" if res.note else ""))
+            return done(res.status, "", note=note + (f"; {res.note}" if res.note else "") + refined)
         refine = False
         left = deadline - time.perf_counter()
-        ref = milp_refine(net, bounds, spec.lo, spec.hi,
-                          time.perf_counter() + opts.refine * left,
-                          resolve_solver(opts.solver), opts.refine_per_bound)  # fmt: skip
+        alpha = opts.milp_bounds == "alpha-crown"
+        ref = milp_refine(
+            net,
+            bounds,
+            spec.lo,
+            spec.hi,
+            time.perf_counter() + opts.refine * left,
+            resolve_solver(opts.solver),
+            opts.refine_per_bound,
+            opts.milp_bounds,
+        )
         bounds = ref.bounds
-        _, open_k[:] = _spec_bounds(net, spec, bounds, rows, owner, open_k, True)
+        refined = f"; after MILP refinement ({ref.solved} bounds, {ref.stabilised} made stable)"
+        _, open_k[:] = _spec_bounds(net, spec, bounds, rows, owner, open_k, alpha)
         if not open_k:
             return done(UNSAT, "milp-refine")
 

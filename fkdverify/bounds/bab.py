@@ -139,7 +139,6 @@ class _Problem:
         self.member = torch.stack([self.owner == k for k in range(self.K)])  # (K, S)
         self.f32 = TorchNet(net, self.p32.dtype)
         self.deadline = float("inf")
-        self.split0 = torch.zeros(1, self.N, dtype=torch.int8)
         self.slopes: dict = {}  # root_slopes(), once the deadline is known
 
     def per_layer(self, t) -> dict:
@@ -167,7 +166,7 @@ class _Problem:
                 if time.perf_counter() > self.deadline:
                     break  # (layers without slopes are refreshed by plain CROWN)
                 rows = rows.flatten()
-                pre = self._pre(i, self.split0, self.l, self.u)
+                pre = self._pre(i, torch.zeros(1, self.N, dtype=torch.int8), self.l, self.u)
                 A = self._eye(rows, n, p.dtype)[None]
                 slopes: dict = {}
                 alpha_lower(p, v, A, lo, hi, pre, self.opts.interm_iters, 0.25, slopes)

@@ -84,10 +84,12 @@ def milp_refine(net: Network, bounds: Bounds, lo, hi, deadline: float, solver: s
                     l[r] = max(l[r], s.bound - slack)
             if not done:
                 break
-        pre[v] = (l, u)
-        known = {w: pre[w] for w in net.relu_inputs() if w <= v}
-        new = network_bounds(net, lo, hi, method, known).pre
-        pre = {w: (np.maximum(pre[w][0], a), np.minimum(pre[w][1], c)) for w, (a, c) in new.items()}
+        if not (np.array_equal(l, pre[v][0]) and np.array_equal(u, pre[v][1])):
+            pre[v] = (l, u)  # (unchanged - out of time, or refused - the later layers stand)
+            known = {w: pre[w] for w in net.relu_inputs() if w <= v}
+            new = network_bounds(net, lo, hi, method, known).pre
+            pre = {w: (np.maximum(pre[w][0], a), np.minimum(pre[w][1], c))
+                   for w, (a, c) in new.items()}  # fmt: skip
         if not done:
             break
         layers += 1
