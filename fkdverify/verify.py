@@ -6,7 +6,9 @@ ruled out) -> the box vertices minimising the open atoms' bounds, as candidates 
 starts -> a complete method: ``milp`` (one feasibility model per disjunct still open, the
 atoms relaxed by ``tau`` so that *infeasible* is a proof beyond the solver's tolerances) or
 ``bab`` (branch and bound over ReLU splits with beta-CROWN bounds, ``bounds/bab.py``, all open
-disjuncts in one tree). A counterexample is
+disjuncts in one tree; when a first tree over a tenth of the time leaves the spec open, MILP
+refinement of the intermediate bounds, ``milp/refine.py``, then a second tree). A
+counterexample is
 reported only after onnxruntime on the original file, and the imported network in float64,
 both put the float32 input inside the box and the output inside the unsafe region exactly.
 
