@@ -21,13 +21,13 @@ from statistics import median
 import numpy as np
 import torch
 
-from fkdverify.bound_stage import bound_stage
-from fkdverify.bounds.propagate import BoundOptions, auto_device
-from fkdverify.certify import CertifyOptions, PairContext, certify_batch
-from fkdverify.context import PointState
+from fkdverify.bounds.types import BoundOptions, auto_device
 from fkdverify.data import load_dataset
-from fkdverify.runner import RunConfig, load_pair
-from fkdverify.verdicts import decoupled_gap
+from fkdverify.pair import CertifyOptions, PairContext, certify_batch
+from fkdverify.pair.rows import decoupled_gap
+from fkdverify.pair.runner import RunConfig, load_pair
+from fkdverify.pair.stages.bounds import bound_stage
+from fkdverify.pair.state import PointState
 
 MEAN, STD = "0.485,0.456,0.406", "0.225"
 
@@ -68,12 +68,12 @@ def main():
             tc = time.perf_counter() - t0
             times[(method, prec)] = (tb, tc)
             f = [r for r, _ in res]
-            count = lambda col, v, f=f: sum(r[col] == v for r in f)  # noqa: E731
+            count = lambda col, v, f=f: sum(getattr(r, col) == v for r in f)  # noqa: E731
             key = "unstable_ibp" if method == "ibp" else "unstable_crown"
             print(f"{method:12s} {prec:9s} {len(xs) / tb:12.1f} {len(xs) / tc:13.1f} "
                   f"{count('agreement', 'agree'):5d} {count('faithful', 'faithful'):8d} "
                   f"{count('agreement', 'disagree'):8d} {count('faithful', 'unknown'):7d} "
-                  f"{median(r[key] for r in f):24.0f}")  # fmt: skip
+                  f"{median(getattr(r, key) for r in f):24.0f}")  # fmt: skip
             rows.append((method, prec, f))
     print("\nratios (bounds stage time, higher = the first is slower):")
     for x, y in ((("crown", "float64"), ("ibp", "float64")),
@@ -99,8 +99,8 @@ def _gap_widths(ctx, xs, cls, a):
     print("\nconfidence-gap bound width (Delta_hi - Delta_lo), property gap, CROWN float64:")
     opts = CertifyOptions(eps=a.eps, method="crown", prop="gap")
     res = certify_batch(ctx, xs, cls, opts, list(range(len(xs))))
-    lo = np.array([r["gap_lower"] for r, _ in res])
-    joint = np.array([r["gap_upper"] for r, _ in res])
+    lo = np.array([r.gap_lower for r, _ in res])
+    joint = np.array([r.gap_upper for r, _ in res])
     sts = [PointState() for _ in xs]
     box_lo = np.clip(np.stack(xs) - a.eps, 0, 1)
     box_hi = np.clip(np.stack(xs) + a.eps, 0, 1)

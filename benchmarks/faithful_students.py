@@ -17,9 +17,9 @@ import time
 
 import numpy as np
 
-from fkdverify.certify import CertifyOptions
 from fkdverify.net.onnx_import import import_onnx
-from fkdverify.runner import RunConfig, load_data, load_pair, run
+from fkdverify.pair import CertifyOptions
+from fkdverify.pair.runner import RunConfig, load_data, load_pair, run
 
 
 def main():

@@ -19,11 +19,11 @@ from statistics import median
 
 import numpy as np
 
-from fkdverify.certify import CertifyOptions, PairContext, certify_point
 from fkdverify.data import load_dataset
 from fkdverify.errors import SolverError
 from fkdverify.milp.backends import get_backend
 from fkdverify.net.onnx_import import import_onnx
+from fkdverify.pair import CertifyOptions, PairContext, certify_point
 
 
 def main():
@@ -51,8 +51,8 @@ def main():
             t0 = time.perf_counter()
             f, _ = certify_point(ctx, ds.images[i].reshape(-1), int(ds.labels[i]), opts, i)
             times[key].append(time.perf_counter() - t0)
-            verdicts[key].append(f["agreement"][0].upper())
-            notes[key] += "fell back" in f["note"]
+            verdicts[key].append(f.agreement[0].upper())
+            notes[key] += "fell back" in f.note
         decided = sum(v != "U" for v in verdicts[key])
         fell = f"  (gurobi refused {notes[key]}, fell back)" if notes[key] else ""
         print(

@@ -23,8 +23,8 @@ from statistics import median
 import numpy as np
 import onnxruntime as ort
 
-from fkdverify.spec import read_vnnlib
-from fkdverify.vnncomp import truth, wrong
+from fkdverify.net.vnnlib import read_vnnlib
+from fkdverify.vnnlib.instances import truth, wrong
 
 
 def eps_of(spec: str) -> str:

@@ -138,10 +138,10 @@ def cli():
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def certify(teacher, student, **kw):
     """Attack and certify TEACHER vs STUDENT on test points; one CSV row per point."""
-    from .bounds.propagate import BoundOptions, auto_device
-    from .certify import CertifyOptions
+    from .bounds.types import BoundOptions, auto_device
     from .milp.backends import resolve_solver
-    from .runner import RunConfig, load_data, load_pair, run, select_indices
+    from .pair.options import CertifyOptions
+    from .pair.runner import RunConfig, load_data, load_pair, run, select_indices
 
     solver = resolve_solver(kw["solver"]) if kw["method"] == "milp" else kw["solver"]
     device = auto_device() if kw["device"] == "auto" else kw["device"]
@@ -283,7 +283,7 @@ def train_student(**kw):
 
 
 def _run_training(role: str, kw: dict) -> None:
-    from .bounds.propagate import auto_device
+    from .bounds.types import auto_device
     from .train.trainer import TrainOptions, train
 
     quiet = kw.pop("quiet")
@@ -371,14 +371,14 @@ def report(csvs, out, no_plots):
     """Summary table per model / method / eps (printed, CSV and Markdown) and plots."""
     from pathlib import Path
 
-    from .report import markdown, read_rows, summarise, write_tables
+    from .report.tables import markdown, read_rows, summarise, write_tables
 
     rows = read_rows(list(csvs))
     header, table = summarise(rows)
     click.echo(markdown(header, table))
     written = list(write_tables(header, table, Path(out)))
     if not no_plots:
-        from .report_plots import plot_all
+        from .report.plots import plot_all
 
         written += plot_all(rows, Path(out))
     click.echo("wrote " + ", ".join(str(p) for p in written))
@@ -412,7 +412,7 @@ def verify(files, **kw):
     """Check NET.onnx against a VNN-LIB property; the last line of output is the result:
     unsat (holds), sat (counterexample), unknown or timeout. Exit code 0 whenever a result
     is printed, 2 for bad input. With --instances: every row of a VNN-COMP instances.csv."""
-    from .verify import VerifyOptions
+    from .vnnlib.verify import VerifyOptions
 
     solver = kw["solver"]
     if kw["method"] == "milp" or (kw["method"] == "bab" and kw["refine"] > 0):
@@ -428,9 +428,9 @@ def verify(files, **kw):
     if len(files) != 2:
         raise click.UsageError("give NET.onnx and SPEC.vnnlib (or --instances FILE --out CSV)")
     from .net.onnx_import import import_onnx
-    from .spec import read_vnnlib
-    from .verify import SAT, cex_text
-    from .verify import verify as run_verify
+    from .net.vnnlib import read_vnnlib
+    from .vnnlib.verify import SAT, cex_text
+    from .vnnlib.verify import verify as run_verify
 
     spec = read_vnnlib(files[1])
     net = import_onnx(files[0])
@@ -447,7 +447,7 @@ def verify(files, **kw):
 
 
 def _verify_batch(kw, opts):
-    from .vnncomp import run_instances
+    from .vnnlib.instances import run_instances
 
     def line(r):
         click.echo(f"{r['result']:8s} {float(r['time_s']):7.2f} s  {r['onnx']}  {r['vnnlib']}")
@@ -488,9 +488,9 @@ def export(teacher, student, **kw):
     import numpy as np
     import torch
 
-    from .certify import CertifyOptions
-    from .export import export_pair
-    from .runner import RunConfig, load_data, load_pair, select_indices
+    from .pair.export import export_pair
+    from .pair.options import CertifyOptions
+    from .pair.runner import RunConfig, load_data, load_pair, select_indices
 
     cfg = RunConfig(teacher, student, CertifyOptions(eps=max(kw["eps"], 0.0)),
                     dataset=kw["dataset"], data_dir=kw["data_dir"], mean=kw["mean"],

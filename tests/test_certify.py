@@ -5,11 +5,11 @@ import itertools
 import numpy as np
 import pytest
 
-from fkdverify.certify import CertifyOptions, PairContext, certify_point
 from fkdverify.errors import InputError
 from fkdverify.net.onnx_import import import_onnx
 from fkdverify.net.torch_net import evaluate
-from fkdverify.softmax import confidence
+from fkdverify.pair import CertifyOptions, PairContext, certify_point
+from fkdverify.pair.softmax import confidence
 from tests.builders import random_mlp
 
 
@@ -20,24 +20,24 @@ def ctx_of(t, s):
 def test_robust_agreement_and_gap_known_answer(xor_pair):
     ctx = ctx_of(*xor_pair)
     f, cex = certify_point(ctx, np.array([0.9, 0.1]), 0, CertifyOptions(eps=0.1))
-    assert f["agreement"] == "agree" and cex is None
-    assert f["faithful"] == "faithful"  # decoupled bound <= delta = 0.1 already
-    assert f["gap_method"] == "decoupled-crown"
+    assert f.agreement == "agree" and cex is None
+    assert f.faithful == "faithful"  # decoupled bound <= delta = 0.1 already
+    assert f.gap_method == "decoupled-crown"
     # p_T^0 = sigmoid(x0 - x1) < p_S^0 = sigmoid(x0 - x1 + 0.2) everywhere, so g < 0; the
     # worst gap is where x0 - x1 is largest (1.0): g = s(1.0) - s(1.2). The decoupled bound
     # cannot see that (teacher's best and student's worst are at different corners); the
     # joint MILP closes the interval.
     want = confidence(np.array([1.0])) - confidence(np.array([1.2]))
     f, _ = certify_point(ctx, np.array([0.9, 0.1]), 0, CertifyOptions(eps=0.1, prop="gap"))
-    assert f["gap_method"] == "joint-milp"
-    assert f["gap_lower"] == pytest.approx(want, abs=1e-9)
-    assert want <= f["gap_upper"] <= want + 1e-3 + 2e-5
+    assert f.gap_method == "joint-milp"
+    assert f.gap_lower == pytest.approx(want, abs=1e-9)
+    assert want <= f.gap_upper <= want + 1e-3 + 2e-5
 
 
 def test_disagreement_known_answer(xor_pair):
     ctx = ctx_of(*xor_pair)
     f, cex = certify_point(ctx, np.array([0.7, 0.3]), 0, CertifyOptions(eps=0.45))
-    assert f["agreement"] == "disagree" and f["faithful"] == "unfaithful"
+    assert f.agreement == "disagree" and f.faithful == "unfaithful"
     lo, hi = np.clip([0.25, -0.15], 0, 1), np.clip([1.15, 0.75], 0, 1)
     assert np.all(cex >= lo - 1e-12) and np.all(cex <= hi + 1e-12)
     assert cex[0] < cex[1] < cex[0] + 0.2  # the disagreement region, exactly
@@ -81,15 +81,15 @@ def test_milp_verdicts_match_grid_truth(tmp_path, seed):
         f, cex = certify_point(ctx, x0, c, CertifyOptions(eps=eps, prop="faithful", tol=1e-4))
         lo, hi = np.clip(x0 - eps, 0, 1), np.clip(x0 + eps, 0, 1)
         dis, gap = grid_truth(ctx.teacher, ctx.student, lo, hi, c)
-        if f["agreement"] == "agree":
+        if f.agreement == "agree":
             assert not dis
-        if f["agreement"] == "disagree":
+        if f.agreement == "disagree":
             zt, zs = evaluate(ctx.teacher, cex)[0], evaluate(ctx.student, cex)[0]
             assert zt.argmax() != zs.argmax()
-        assert f["gap_lower"] <= gap + 1e-6
-        if not np.isnan(f["gap_upper"]):
-            assert gap <= f["gap_upper"] + 1e-9
-            assert f["gap_lower"] <= f["gap_upper"]
+        assert f.gap_lower <= gap + 1e-6
+        if not np.isnan(f.gap_upper):
+            assert gap <= f.gap_upper + 1e-9
+            assert f.gap_lower <= f.gap_upper
 
 
 def test_solver_refusal_falls_back_to_highs(xor_pair, monkeypatch):
@@ -103,5 +103,5 @@ def test_solver_refusal_falls_back_to_highs(xor_pair, monkeypatch):
     ctx = ctx_of(*xor_pair)
     opts = CertifyOptions(eps=0.1, prop="gap", solver="gurobi")
     f, _ = certify_point(ctx, np.array([0.9, 0.1]), 0, opts)
-    assert "fell back to HiGHS" in f["note"] and f["solver"] == "highs"
-    assert f["gap_method"] == "joint-milp"
+    assert "fell back to HiGHS" in f.note and f.solver == "highs"
+    assert f.gap_method == "joint-milp"

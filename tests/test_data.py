@@ -35,10 +35,21 @@ def test_cifar_python_batches(tmp_path):
 
 def test_missing_dataset_lists_where_it_looked(tmp_path, monkeypatch):
     monkeypatch.delenv("FKD_DATA_DIR", raising=False)
+    monkeypatch.delenv("FKD_CACHE_DIR", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
-    with pytest.raises(DataError) as e:
-        load_dataset("mnist", data_dir=str(tmp_path))
-    assert str(tmp_path) in str(e.value) and "/usr/share/datasets" in str(e.value)
+    with pytest.raises(DataError) as e:  # the train split is never embedded
+        load_dataset("mnist", "train", data_dir=str(tmp_path))
+    msg = str(e.value)
+    assert str(tmp_path) in msg and "/usr/share/datasets" in msg and "\n" not in msg
+    assert "fkdverify data download mnist" in msg
+
+
+def test_mnist_test_set_is_embedded(tmp_path, monkeypatch):
+    monkeypatch.delenv("FKD_DATA_DIR", raising=False)
+    monkeypatch.delenv("FKD_CACHE_DIR", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    m = load_dataset("mnist", data_dir=str(tmp_path))
+    assert len(m) == 10000 and m.source == "embedded (fkdverify package)"
 
 
 def test_unknown_dataset_and_inference():

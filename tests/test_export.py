@@ -7,7 +7,7 @@ import pytest
 
 from fkdverify.cli import main
 from fkdverify.data import load_dataset
-from fkdverify.spec import read_vnnlib
+from fkdverify.net.vnnlib import read_vnnlib
 from tests.conftest import REPO
 
 T = str(REPO / "models/mnist_teacher_pgd.onnx")

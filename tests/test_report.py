@@ -7,8 +7,8 @@ import pytest
 
 from fkdverify.bench.execute import BENCH_COLUMNS
 from fkdverify.errors import InputError
-from fkdverify.report import markdown, read_rows, summarise, write_tables
-from fkdverify.report_plots import plot_all
+from fkdverify.report.plots import plot_all
+from fkdverify.report.tables import markdown, read_rows, summarise, write_tables
 
 
 def write(path, rows):

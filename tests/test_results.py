@@ -30,7 +30,7 @@ def test_rows_append_and_header_once(tmp_path):
 def test_foreign_csv_is_refused(tmp_path):
     p = tmp_path / "other.csv"
     p.write_text("a,b\n1,2\n")
-    with pytest.raises(InputError, match="other columns"):
+    with pytest.raises(InputError, match="not an fkdverify results CSV"):
         CsvWriter(str(p))
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from fkdverify.errors import InputError
-from fkdverify.spec import Spec, parse_vnnlib, read_vnnlib, write_vnnlib
+from fkdverify.net.vnnlib import Spec, parse_vnnlib, read_vnnlib, write_vnnlib
 
 ROBUST = """
 ; a robustness property

@@ -3,17 +3,17 @@ samples, and the joint gap bound is tighter than the decoupled one where the net
 together."""
 
 import itertools
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from fkdverify.bound_stage import bound_stage
-from fkdverify.certify import CertifyOptions, PairContext
-from fkdverify.context import PointState
 from fkdverify.net.onnx_import import import_onnx
 from fkdverify.net.torch_net import evaluate
-from fkdverify.softmax import confidence, lower_line, upper_line
-from fkdverify.verdicts import LAMBDAS, decoupled_gap, joint_agreement_rows, joint_gap
+from fkdverify.pair import CertifyOptions, PairContext
+from fkdverify.pair.certify import decide, questions
+from fkdverify.pair.rows import LAMBDAS, decoupled_gap, joint_agreement_rows, joint_gap
+from fkdverify.pair.softmax import confidence, lower_line, upper_line
 from tests.builders import random_mlp
 
 
@@ -71,9 +71,9 @@ def test_bound_stage_is_sound_on_a_grid(tmp_path, seed, sign):
     lo, hi = np.clip(x0 - eps, 0, 1), np.clip(x0 + eps, 0, 1)
     for method in ("crown", "alpha-crown"):
         opts = CertifyOptions(eps=eps, method=method, gap_sign=sign)
-        sts = [PointState() for _ in x0]
         cls = [int(np.argmax(evaluate(ctx.teacher, x)[0])) for x in x0]
-        bound_stage(ctx, sts, lo, hi, cls, opts, True, True, list(x0))
+        qs = questions(list(x0), cls, opts, range(3), boxes=list(zip(lo, hi, strict=True)))
+        sts = decide(ctx, qs, replace(opts, use_attack=False))
         g = np.linspace(0, 1, 31)
         for b, st in enumerate(sts):
             grid = lo[b] + np.array(list(itertools.product(g, g, g))) * (hi[b] - lo[b])
@@ -98,11 +98,10 @@ def test_joint_gap_beats_decoupled_when_the_networks_move_together(tmp_path):
     ctx = PairContext(import_onnx(t), import_onnx(s), t, s)
     x0 = np.array([[0.7, 0.3]])
     lo, hi = x0 - 0.05, x0 + 0.05
-    st = PointState()
-    opts = CertifyOptions(eps=0.05, method="crown")
-    bound_stage(ctx, [st], lo, hi, [0], opts, True, True, [x0[0]])
+    opts = CertifyOptions(eps=0.05, method="crown", use_attack=False)
+    (st,) = decide(ctx, questions([x0[0]], [0], opts, [0], boxes=[(lo[0], hi[0])]), opts)
     assert st.gap_method == "joint-crown"
-    decoupled = decoupled_gap(*st.pair_ub, 0, 2, opts.gap_sign)
+    decoupled = decoupled_gap(*ctx.split(st.pair_ub), 0, 2, opts.gap_sign)
     g = np.linspace(0, 1, 201)
     grid = lo[0] + np.array(list(itertools.product(g, g))) * (hi[0] - lo[0])
     true = (_conf(evaluate(ctx.teacher, grid), 0) - _conf(evaluate(ctx.student, grid), 0)).max()

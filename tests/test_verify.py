@@ -7,8 +7,8 @@ import pytest
 from fkdverify.cli import main
 from fkdverify.errors import InputError, MismatchError
 from fkdverify.net.onnx_import import import_onnx
-from fkdverify.spec import parse_vnnlib, read_vnnlib
-from fkdverify.verify import VerifyOptions, verify
+from fkdverify.net.vnnlib import parse_vnnlib, read_vnnlib
+from fkdverify.vnnlib.verify import VerifyOptions, verify
 from tests.builders import mlp_onnx
 
 
@@ -118,7 +118,7 @@ def test_bound_vertices_minimise_a_linear_network(tmp_path):
     over the box (checked against all 8 vertices of a 3-d box)."""
     import itertools
 
-    from fkdverify.verify import _vertices
+    from fkdverify.vnnlib.verify import _vertices
 
     rng = np.random.default_rng(1)
     w, b = rng.normal(size=(2, 3)), rng.normal(size=2)

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from fkdverify.bounds import network_bounds, spec_bounds
-from fkdverify.certify import CertifyOptions, PairContext, certify_point, network_robustness
 from fkdverify.net.onnx_import import import_onnx
-from fkdverify.spec import read_vnnlib
+from fkdverify.net.vnnlib import read_vnnlib
+from fkdverify.pair import CertifyOptions, PairContext, certify_point, network_robustness
 
 
 def read_box(path, n=784):
@@ -88,7 +88,7 @@ def test_certify_pair_on_a_spec_box(data):
     net = import_onnx(p)
     f, cex = certify_point(PairContext(net, net, p, p), (lo + hi) / 2, c,
                            CertifyOptions(eps=0.0, timeout=10), box=(lo, hi))  # fmt: skip
-    assert f["agreement"] in ("agree", "unknown") and cex is None
+    assert f.agreement in ("agree", "unknown") and cex is None
 
 
 # ---------------------------------------------------------------- fkdverify verify vs truth

@@ -24,22 +24,23 @@ import tomllib
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
+from .. import defaults as D
 from ..data import parse_indices
 from ..errors import InputError
 
 # option -> (type, default); every option may be a list in the grid (an axis)
 OPTIONS = {
     "eps": (float, None),
-    "delta": (float, 0.1),
-    "property": (str, "faithful"),
-    "method": (str, "milp"),
-    "solver": (str, "highs"),
-    "milp_bounds": (str, "alpha-crown"),
-    "precision": (str, "float64"),
-    "gap_sign": (str, "teacher-minus-student"),
-    "class_mode": (str, "label"),
-    "points_mode": (str, "teacher-correct"),
-    "timeout": (float, 60.0),
+    "delta": (float, D.DELTA),
+    "property": (str, D.PROPERTY),
+    "method": (str, D.CERTIFY_METHOD),
+    "solver": (str, D.SOLVER),
+    "milp_bounds": (str, D.MILP_BOUNDS),
+    "precision": (str, D.PRECISION),
+    "gap_sign": (str, D.GAP_SIGN),
+    "class_mode": (str, D.CLASS_MODE),
+    "points_mode": (str, D.POINT_MODE),
+    "timeout": (float, D.CERTIFY_TIMEOUT),
     "dataset": (str, ""),
     "mean": (str, ""),
     "std": (str, ""),

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..pool import GRACE_S, Failure
+from ..words import BOUND_METHODS
 from .execute import error_row, timeout_row
 from .grid import Task
-
-BATCHED = ("ibp", "crown", "alpha-crown")
-GRACE_S = 30.0  # worker start-up and model build on top of a task's own limit
 
 
 @dataclass(frozen=True)
@@ -42,7 +41,7 @@ def make_jobs(
 
     for t in tasks:
         share = -(-count[t.setting] // workers)
-        size = min(batch, share) if t.setting.method in BATCHED else 1
+        size = min(batch, share) if t.setting.method in BOUND_METHODS else 1
         if cur and (cur[0].setting != t.setting or len(cur) >= size):
             flush()
         cur.append(t)
@@ -50,10 +49,9 @@ def make_jobs(
     return jobs
 
 
-def dead_rows(job: Job, exitcode, tries: int) -> list:
-    why = f"worker died (exit code {exitcode}) on each of {tries} tries"
-    return [(error_row(t, why), None) for t in job.tasks]
-
-
-def overdue_rows(job: Job) -> list:
-    return [(timeout_row(t, job.limit), None) for t in job.tasks]
+def failed_rows(job: Job, failure: Failure) -> list:
+    """Rows of a job that gave no result: error rows (its worker died), or unknown rows at the
+    hard limit (killed)."""
+    if failure.kind == "overdue":
+        return [(timeout_row(t, job.limit), None) for t in job.tasks]
+    return [(error_row(t, failure.reason()), None) for t in job.tasks]

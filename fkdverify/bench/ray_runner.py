@@ -8,7 +8,8 @@ from collections import deque
 from collections.abc import Callable
 
 from ..errors import InputError
-from .jobs import Job, dead_rows, overdue_rows
+from ..pool import Failure
+from .jobs import Job, failed_rows
 
 
 def _job(tasks, data_dir):
@@ -47,13 +48,13 @@ def run_ray(jobs: list[Job], address: str, data_dir: str | None,
                 try:
                     rows = ray.get(ref)
                 except RayError as e:
-                    rows = dead_rows(job, type(e).__name__, retries + 1)
+                    rows = failed_rows(job, Failure("died", type(e).__name__, retries + 1))
                 on_rows(job, rows)
             now = time.monotonic()
             for ref, (job, started) in list(inflight.items()):
                 if now - started > job.limit:
                     ray.cancel(ref, force=True)
                     del inflight[ref]
-                    on_rows(job, overdue_rows(job))
+                    on_rows(job, failed_rows(job, Failure("overdue", limit=job.limit)))
     finally:
         ray.shutdown()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -11,10 +10,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..results import CsvWriter, repair_tail, write_sidecar
-from .execute import BENCH_COLUMNS, config
+from ..pool import Failure, PoolTask, run_pool
+from ..results import CsvWriter, check_own, check_sidecar, finished, write_sidecar
+from .execute import BENCH_COLUMNS, config, run_job
 from .grid import load_grid
-from .jobs import make_jobs
+from .jobs import Job, failed_rows, make_jobs
 
 RESULTS = "results.csv"
 
@@ -50,12 +50,21 @@ class BenchSummary:
 
 
 def finished_ids(path: str) -> set[str]:
-    """Task ids already in a results CSV (a row cut short by a kill is dropped first)."""
-    if not os.path.exists(path) or os.path.getsize(path) == 0:
-        return set()
-    repair_tail(path)
-    with open(path, newline="") as f:
-        return {r["task_id"] for r in csv.DictReader(f) if r.get("task_id")}
+    """Task ids already in a results CSV (the one resume rule, ``results.finished``)."""
+    return {k[0] for k in finished(path, BENCH_COLUMNS, ("task_id",)) if k[0]}
+
+
+def run_local(jobs: list[Job], workers: int, data_dir: str | None,
+              on_rows: Callable[[Job, list], None]) -> None:  # fmt: skip
+    """The jobs on the local process pool (``pool.run_pool``): ``on_rows(job, rows)`` once per
+    job, with error rows when its worker died and unknown rows when it was killed."""
+    by_key = {j.key: j for j in jobs}
+
+    def failed(task: PoolTask, f: Failure) -> None:
+        on_rows(by_key[task.key], failed_rows(by_key[task.key], f))
+
+    tasks = [PoolTask(j.key, (j.tasks, data_dir), j.limit) for j in jobs]
+    run_pool(tasks, workers, run_job, lambda t, rows: on_rows(by_key[t.key], rows), failed)
 
 
 def benchmark(opts: BenchOptions, on_start: Callable[[int, int], None] | None = None,
@@ -70,8 +79,10 @@ def benchmark(opts: BenchOptions, on_start: Callable[[int, int], None] | None = 
         raise InputError(f"--out {out} is a file; give a directory")
     out.mkdir(parents=True, exist_ok=True)
     path = str(out / RESULTS)
-    writer = CsvWriter(path, BENCH_COLUMNS)
+    check_own(path, BENCH_COLUMNS, "benchmark")  # refuse a foreign file before any change
+    check_sidecar(path)
     done = finished_ids(path)
+    writer = CsvWriter(path, BENCH_COLUMNS)
     todo = [t for t in tasks if t.id not in done]
     write_sidecar(path, {**asdict(opts), "grid_text": Path(opts.grid).read_text(),
                          "tasks": len(tasks), "already_done": len(tasks) - len(todo)})  # fmt: skip
@@ -84,7 +95,7 @@ def benchmark(opts: BenchOptions, on_start: Callable[[int, int], None] | None = 
             if cex is not None:
                 (out / "cex").mkdir(exist_ok=True)
                 p = out / "cex" / f"{task.id}.npy"
-                np.save(p, np.asarray(cex, np.float32))
+                np.save(p, np.asarray(cex, np.float64))
                 vals[cex_col] = str(p)
             writer.write_row(vals)
             if on_row:
@@ -100,8 +111,6 @@ def benchmark(opts: BenchOptions, on_start: Callable[[int, int], None] | None = 
 
             run_ray(jobs, opts.ray, data_dir, on_rows)
         else:
-            from .pool import run_local
-
             run_local(jobs, opts.n_workers(), data_dir, on_rows)
     finally:
         writer.close()

@@ -7,18 +7,9 @@ from __future__ import annotations
 
 import torch
 
-from .propagate import (
-    BatchBounds,
-    BoundOptions,
-    as_batch,
-    chunks,
-    crown_lower,
-    one_hot_rows,
-    one_point,
-    tighten_rows,
-    unstable_rows,
-)
+from .crown import chunks, crown_lower, one_hot_rows, tighten_rows, unstable_rows
 from .rules import Prop, relu_relaxation
+from .types import BatchBounds, BoundOptions, as_batch, one_point
 
 
 def alpha_lower(p: Prop, target: int, A, lo, hi, pre: dict, iters: int, lr: float,

@@ -39,11 +39,14 @@ import torch
 from ..errors import InputError
 from ..net.graph import Network
 from ..net.torch_net import TorchNet
+from ..words import SpecResult
 from .alpha import alpha_lower
-from .propagate import PRECISIONS, crown_lower, crown_unstable
+from .crown import crown_lower, crown_unstable
 from .rules import Prop, Relaxation, relu_relaxation
+from .types import PRECISIONS
 
-UNSAT, SAT, TIMEOUT, UNKNOWN = "unsat", "sat", "timeout", "unknown"
+UNSAT, SAT = SpecResult.UNSAT, SpecResult.SAT
+TIMEOUT, UNKNOWN = SpecResult.TIMEOUT, SpecResult.UNKNOWN
 
 
 @dataclass(frozen=True)

@@ -86,7 +86,8 @@ def student_step(method: str, model, teacher, b: Batch, opts, teacher_bounds=Non
 def teacher_confidence_bound(teacher_net, device: str = "cpu"):
     """A function (lo, hi, y) -> sound upper bounds (B,) of the teacher's p^y over the boxes,
     from the project's CROWN through the (fixed) teacher network."""
-    from ..bounds.propagate import BoundOptions, propagate, spec_bounds_batch
+    from ..bounds.propagate import propagate, spec_bounds_batch
+    from ..bounds.types import BoundOptions
 
     k = teacher_net.n_classes
     eng = BoundOptions(method="crown", precision="float32", device=device)

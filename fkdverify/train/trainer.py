@@ -199,22 +199,45 @@ def _teacher(opts: TrainOptions, in_shape):
 
 
 def _save(path: str, opts, model, optim, where: tuple[int, int]) -> None:
+    # Only tensors, dicts, lists, tuples, numbers, strings and None, so that _resume can load
+    # it with torch.load(weights_only=True) (which never runs code from the file).
     tmp = path + ".tmp"
-    torch.save({"key": opts.key(), "where": where, "model": model.state_dict(),
-                "optim": optim.state_dict()}, tmp)  # fmt: skip
+    torch.save({"key": opts.key(), "where": [int(where[0]), int(where[1])],
+                "model": model.state_dict(), "optim": optim.state_dict()}, tmp)  # fmt: skip
     os.replace(tmp, path)  # atomic: a kill never leaves a torn checkpoint
+
+
+def _load_checkpoint(path: str) -> dict:
+    """``torch.load(weights_only=True)``: a file that would run code, or is not a checkpoint
+    at all, is a one-line InputError and nothing in it is executed."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # UnpicklingError, RuntimeError (torn zip), EOFError, ...
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        lines = [ln for ln in lines if not ln.startswith("Weights only load failed")]
+        why = next((ln for ln in lines if "unsupported" in ln.lower()), None)
+        why = (why or (lines[0] if lines else type(e).__name__)).rstrip(".")
+        raise InputError(f"{path} cannot be loaded safely as a training checkpoint ({why}); "
+                         "it is damaged or was not written by fkdverify train: delete it or use "
+                         "another --out") from None  # fmt: skip
+    ok = isinstance(state, dict) and {"key", "where", "model", "optim"} <= state.keys()
+    if not ok:
+        raise InputError(f"{path} is not a fkdverify training checkpoint; delete it or use "
+                         "another --out")  # fmt: skip
+    return state
 
 
 def _resume(path: str, opts, model, optim):
     if not os.path.exists(path):
         return (0, 0), None
-    state = torch.load(path, weights_only=False)
+    state = _load_checkpoint(path)
     if state.get("key") != opts.key():
         raise InputError(f"{path} is a checkpoint of a different training run; delete it or "
                          "use another --out")  # fmt: skip
     model.load_state_dict(state["model"])
     optim.load_state_dict(state["optim"])
-    return tuple(state["where"]), tuple(state["where"])
+    where = (int(state["where"][0]), int(state["where"][1]))
+    return where, where
 
 
 def evaluate(model, ds, opts: TrainOptions) -> tuple[float, float]:

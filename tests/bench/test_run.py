@@ -7,8 +7,7 @@ import pytest
 from fkdverify.bench.execute import BENCH_COLUMNS
 from fkdverify.bench.grid import load_grid
 from fkdverify.bench.jobs import Job
-from fkdverify.bench.pool import run_local
-from fkdverify.bench.run import BenchOptions, benchmark
+from fkdverify.bench.run import BenchOptions, benchmark, run_local
 from fkdverify.cli import main
 from tests.conftest import REPO
 

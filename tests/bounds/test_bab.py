@@ -10,8 +10,8 @@ from fkdverify.bounds.bab import BabOptions, _Problem, _root, bab
 from fkdverify.errors import InputError
 from fkdverify.net.onnx_import import import_onnx
 from fkdverify.net.torch_net import TorchNet
-from fkdverify.spec import parse_vnnlib
-from fkdverify.verify import VerifyOptions, verify
+from fkdverify.net.vnnlib import parse_vnnlib
+from fkdverify.vnnlib.verify import VerifyOptions, verify
 from tests.builders import random_mlp
 
 

@@ -8,21 +8,17 @@ import numpy as np
 import pytest
 import torch
 
-from fkdverify.attack import AttackOptions, _pgd
 from fkdverify.bounds.alpha import alpha_spec_bounds_batch
-from fkdverify.bounds.propagate import (
-    BoundOptions,
-    crown_lower,
-    network_bounds,
-    propagate,
-    spec_bounds_batch,
-)
+from fkdverify.bounds.crown import crown_lower
+from fkdverify.bounds.propagate import network_bounds, propagate, spec_bounds_batch
 from fkdverify.bounds.rules import Prop
+from fkdverify.bounds.types import BoundOptions
 from fkdverify.milp.backends import get_backend
 from fkdverify.milp.model import Status
 from fkdverify.milp.properties import margin_extreme
 from fkdverify.net.onnx_import import import_onnx
 from fkdverify.net.torch_net import TorchNet
+from fkdverify.pair.attack import AttackOptions, _pgd
 from tests.builders import random_cnn, random_mlp
 
 

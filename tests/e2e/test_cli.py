@@ -50,11 +50,13 @@ def test_certify_real_pair_end_to_end(mnist_pair, data, tmp_path):
     for r in dis:  # onnxruntime on the original files confirms every counterexample
         x = np.load(r["counterexample"])
         x0 = ds.images[int(r["index"])].reshape(x.shape)
-        assert np.abs(x - x0).max() <= 0.02 + 1e-6 and x.min() >= 0 and x.max() <= 1
+        assert x.dtype == np.float64  # exactly the re-checked point
+        assert np.abs(x - x0).max() <= 0.02 + 1e-12 and x.min() >= 0 and x.max() <= 1
         preds = []
         for f in (t, s):
             sess = ort.InferenceSession(f)
-            preds.append(int(sess.run(None, {sess.get_inputs()[0].name: x})[0].argmax()))
+            feed = {sess.get_inputs()[0].name: x.astype(np.float32)}  # the file takes float32
+            preds.append(int(sess.run(None, feed)[0].argmax()))
         assert preds[0] != preds[1]
         assert (tmp_path / "r_cex" / f"point_{r['index']}.png").exists()
     for r in rows:

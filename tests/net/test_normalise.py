@@ -8,7 +8,7 @@ from fkdverify.errors import InputError
 from fkdverify.net.normalise import Normalisation, parse_floats, with_normalisation
 from fkdverify.net.onnx_import import import_onnx
 from fkdverify.net.torch_net import evaluate
-from fkdverify.recheck import Referee
+from fkdverify.pair.recheck import Referee
 from tests.builders import random_mlp
 
 

@@ -1,0 +1,31 @@
+"""Default values, defined once: the options dataclasses, the CLI and the grid reader take
+them from here (DESIGN.md section 6)."""
+
+from __future__ import annotations
+
+from .words import ClassMode, GapSign, Method, PointMode, Precision, Property, Solver
+
+# the teacher/student question (certify, benchmark grids, export)
+DELTA = 0.1  # faithful when agreement holds and Delta_hi <= DELTA
+PROPERTY = Property.FAITHFUL.value
+CERTIFY_METHOD = Method.MILP.value
+SOLVER = Solver.HIGHS.value
+CERTIFY_TIMEOUT = 60.0  # seconds per point
+GAP_SIGN = GapSign.TEACHER_MINUS_STUDENT.value
+TOL = 1e-3  # Delta_hi - Delta_lo that counts as exact
+TAU = 1e-4  # proof margin on logit differences (>> solver feasibility tolerance)
+STRICT = 1e-3  # margin asked of a candidate counterexample (certify)
+MILP_BOUNDS = Method.ALPHA_CROWN.value  # bounds that feed the MILP (big-M, stable ReLUs)
+CERTIFY_LP_TIGHTEN = 0.0  # share of a point's time spent on LP bound tightening (0: off)
+CLASS_MODE = ClassMode.LABEL.value
+POINT_MODE = PointMode.TEACHER_CORRECT.value
+PRECISION = Precision.FLOAT64.value
+BOUNDS_MEMORY_MB = 2048
+DOMAIN = (0.0, 1.0)  # input domain D (pixel space)
+
+# the single-network question (verify)
+VERIFY_METHOD = Method.MILP.value
+VERIFY_TIMEOUT = 120.0  # seconds per instance
+VERIFY_LP_TIGHTEN = 0.25  # share of the time left spent on LP bound tightening first
+VERIFY_STRICT = 1e-4  # margin asked of a MILP witness (verify)
+REFINE = 0.5  # bab: share of the time left for MILP refinement of intermediate bounds

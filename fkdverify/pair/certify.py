@@ -1,0 +1,141 @@
+"""Points through the stages of DESIGN.md section 3, in order: quick attack -> bounds
+(``stages/bounds.py``) -> full attack where the bounds left a point open -> exact MILPs
+(``stages/agreement.py``, ``stages/gap.py``), one point at a time under its own deadline.
+
+Each stage gets the questions and states still open and returns findings; ``state.merge`` is
+the only writer of a point's state. The result rows are built by ``Result.from_point``."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ..errors import InputError
+from ..milp.run import MilpRunner
+from ..results import Result
+from ..words import Method, Property
+from .context import PairContext, split_bounds
+from .options import CertifyOptions
+from .recheck import gap_witness
+from .stages import agreement, attack, bounds, gap
+from .state import (
+    Finding,
+    PointState,
+    Question,
+    agreement_open,
+    gap_open,
+    is_open,
+    merge,
+    merge_all,
+    wants_gap,
+)
+
+
+def questions(xs, classes, opts: CertifyOptions, indices, boxes=None, labels=None,
+              preds=None) -> list[Question]:  # fmt: skip
+    """One frozen question per point: the ball B(x, eps) within the domain, or ``boxes``
+    (lo, hi) when given (x must lie in its box)."""
+    out = []
+    for b, x in enumerate(xs):
+        x = np.asarray(x, np.float64).reshape(-1)
+        if boxes is None:
+            lo = np.clip(x - opts.eps, opts.lo, opts.hi)
+            hi = np.clip(x + opts.eps, opts.lo, opts.hi)
+        else:
+            lo = np.asarray(boxes[b][0], np.float64).reshape(-1)
+            hi = np.asarray(boxes[b][1], np.float64).reshape(-1)
+            if not (np.all(lo <= x) and np.all(x <= hi)):
+                raise InputError("the point does not lie in the given box")
+        label = int(classes[b]) if labels is None else int(labels[b])
+        p = (-1, -1) if preds is None else tuple(preds[b])
+        out.append(Question(int(indices[b]), x, lo, hi, int(classes[b]), label, p))
+    return out
+
+
+def decide(ctx: PairContext, qs: list[Question], opts: CertifyOptions) -> list[PointState]:
+    """The final state of every question, in order (the stages, cheap to expensive)."""
+    sts = [PointState() for _ in qs]
+
+    def fold(idx, findings):
+        for b, fs in zip(idx, findings, strict=True):
+            sts[b] = merge_all(qs[b], sts[b], fs if isinstance(fs, list) else [fs])
+
+    def still(pred=is_open):
+        return [b for b in range(len(qs)) if pred(sts[b], opts)]
+
+    every = list(range(len(qs)))
+    if wants_gap(opts):  # the clean point is a witness
+        fold(every, [gap_witness(ctx.referee, q, q.x, opts.gap_sign, "clean point") for q in qs])
+    if opts.use_attack:
+        fold(every, attack.attack(ctx, qs, sts, opts, quick=opts.method != Method.ATTACK))
+    if opts.method == Method.ATTACK:
+        return sts
+    t0 = time.perf_counter()
+    pb, found = bounds.pair_bounds(ctx, qs, sts, opts)
+    fold(every, found)
+    method = bounds.bound_method(opts)
+    if method == Method.ALPHA_CROWN and still():
+        idx = still()
+        fold(idx, bounds.alpha_pairs(ctx, qs, sts, pb, idx, opts))
+    if method != Method.IBP and opts.prop != Property.GAP:
+        idx = still(lambda st, o: is_open(st, o) and agreement_open(st, o))
+        fold(idx, bounds.joint_agreement(ctx, qs, sts, pb, idx, opts))
+    if method != Method.IBP and wants_gap(opts):
+        idx = still(lambda st, o: is_open(st, o) and gap_open(st, o))
+        fold(idx, bounds.joint_gap(ctx, qs, sts, pb, idx, opts))
+    share = (time.perf_counter() - t0) / len(qs)
+    fold(every, [Finding(how="bounds", times=(("bounds", share),)) for _ in qs])
+    if opts.use_attack and still():  # the full attack where the bounds left the point open
+        idx = still()
+        fold(idx, attack.attack(ctx, [qs[b] for b in idx], [sts[b] for b in idx], opts))
+    if opts.method == Method.MILP:
+        for b in still():
+            sts[b] = _milp(ctx, qs[b], sts[b], pb.point(b), opts)
+    return sts
+
+
+def _milp(ctx: PairContext, q: Question, st: PointState, point_bounds, opts) -> PointState:
+    """The bounds that feed the MILP, then the exact agreement and gap stages."""
+    t0 = time.perf_counter()
+    deadline = t0 + opts.timeout - st.spent()
+    pb, found = bounds.milp_bounds(ctx, q, st, point_bounds, opts, deadline - t0)
+    st = merge_all(q, st, found)
+    run = MilpRunner(opts.solver, deadline)
+    if is_open(st, opts):
+        bt, bs = split_bounds(pb, ctx.off)
+        if agreement_open(st, opts):
+            st = merge_all(q, st, agreement.milp_agreement(ctx, q, st, bt, bs, run, opts))
+        if wants_gap(opts) and gap_open(st, opts):
+            st = merge_all(q, st, gap.milp_gap(ctx, q, st, bt, bs, run, opts))
+        if run.expired():
+            run.notes.append("time limit")
+    other = time.perf_counter() - t0 - run.seconds
+    times = (("milp", run.seconds), ("bounds", other))
+    return merge(q, st, Finding(how="milp", times=times, notes=tuple(run.notes), solver=run.used))
+
+
+def certify_batch(ctx: PairContext, xs, classes, opts: CertifyOptions, indices, boxes=None,
+                  preds=None, labels=None) -> list[tuple[Result, np.ndarray | None]]:  # fmt: skip
+    """Decide B points at once (attack each, bound all in one batched pass through the product,
+    then MILPs point by point): [(Result, counterexample or None)] in input order. Each
+    point's bounds time is an equal share of the batch's; ``preds`` = the referee's (teacher,
+    student) classes at each x when the caller has them."""
+    t_batch = time.perf_counter()
+    if preds is None:
+        preds = [ctx.referee.predictions(np.asarray(x, np.float64).reshape(-1)) for x in xs]
+    qs = questions(xs, classes, opts, indices, boxes, labels, preds)
+    sts = decide(ctx, qs, opts)
+    overhead = (time.perf_counter() - t_batch) / len(qs) - np.mean([s.spent() for s in sts])
+    return [(Result.from_point(q, st, opts, st.spent() + max(overhead, 0)), st.cex)
+            for q, st in zip(qs, sts, strict=True)]  # fmt: skip
+
+
+def certify_point(ctx: PairContext, x0: np.ndarray, cls: int, opts: CertifyOptions, index=0,
+                  box=None, preds: tuple[int, int] | None = None):  # fmt: skip
+    """Decide one point. x0: flat input (n,); cls: class c; ``box`` = (lo, hi) replaces the
+    ball B(x0, eps) when given (x0 must lie in it). Returns (Result, counterexample)."""
+    boxes = None if box is None else [box]
+    return certify_batch(
+        ctx, [x0], [cls], opts, [index], boxes, None if preds is None else [preds]
+    )[0]

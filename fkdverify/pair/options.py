@@ -1,0 +1,50 @@
+"""Options of the teacher/student question (one frozen value per run)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from .. import defaults as D
+from ..bounds.types import BoundOptions
+from ..errors import InputError
+from ..words import BOUND_METHODS, CERTIFY_METHODS, GAP_SIGNS, PROPERTIES, SOLVERS, check_choice
+from .attack import AttackOptions
+
+
+@dataclass(frozen=True)
+class CertifyOptions:
+    eps: float
+    delta: float = D.DELTA
+    prop: str = D.PROPERTY
+    method: str = D.CERTIFY_METHOD
+    solver: str = D.SOLVER
+    timeout: float = D.CERTIFY_TIMEOUT
+    gap_sign: str = D.GAP_SIGN
+    tol: float = D.TOL
+    tau: float = D.TAU
+    strict: float = D.STRICT
+    milp_bounds: str = D.MILP_BOUNDS
+    use_attack: bool = True
+    lp_tighten: float = D.CERTIFY_LP_TIGHTEN  # share of the point's time (0: off)
+    lo: float = D.DOMAIN[0]  # input domain D
+    hi: float = D.DOMAIN[1]
+    attack: AttackOptions = field(default_factory=AttackOptions)
+    engine: BoundOptions = field(default_factory=BoundOptions)  # precision, device, memory
+
+    def __post_init__(self):
+        if not (self.eps >= 0 and math.isfinite(self.eps)):
+            raise InputError(f"--eps must be a finite number >= 0, got {self.eps}")
+        if not self.delta >= 0:
+            raise InputError(f"--delta must be >= 0, got {self.delta}")
+        if not self.timeout > 0:
+            raise InputError(f"--timeout must be > 0 seconds, got {self.timeout}")
+        if not 0 <= self.lp_tighten < 1:
+            raise InputError(
+                f"--lp-tighten is a share of the time in [0, 1), got {self.lp_tighten}"
+            )
+        check_choice("--property", self.prop, PROPERTIES)
+        check_choice("--method", self.method, CERTIFY_METHODS)
+        check_choice("--milp-bounds", self.milp_bounds, BOUND_METHODS)
+        check_choice("--gap-sign", self.gap_sign, GAP_SIGNS)
+        check_choice("--solver", self.solver, SOLVERS)

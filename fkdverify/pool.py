@@ -1,0 +1,151 @@
+"""The one local process pool: N worker processes, one task at a time each, a hard time limit
+per task enforced by killing its worker (whatever a solver does with its own limit), and a
+fresh worker when one dies. Used by ``certify --workers``, ``verify --instances --workers``
+and ``benchmark``. Also the one per-process cache of what a worker builds (pairs, networks,
+datasets), so that a worker running many tasks of the same files builds them once."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from multiprocessing.connection import wait
+from typing import Any
+
+GRACE_S = 30.0  # worker start-up and model build on top of a task's own limit
+
+
+@dataclass(frozen=True)
+class PoolTask:
+    key: Hashable
+    args: tuple  # work(*args) runs it
+    limit: float  # seconds before the worker is killed
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a task gave no result: its worker ``died`` on every try, or ran ``overdue``."""
+
+    kind: str
+    exitcode: int | None = None
+    tries: int = 0
+    limit: float = 0.0
+
+    def reason(self) -> str:
+        if self.kind == "overdue":
+            return f"killed at the hard time limit ({self.limit:.0f} s)"
+        return f"worker died (exit code {self.exitcode}) on each of {self.tries} tries"
+
+
+def _worker(conn, work, init, init_args) -> None:
+    """Run tasks sent over ``conn`` until it closes. Ctrl-C belongs to the parent."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    import torch
+
+    torch.set_num_threads(1)
+    if init is not None:
+        init(*init_args)
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            return
+        if msg is None:
+            return
+        key, args = msg
+        conn.send((key, work(*args)))
+
+
+class _Slot:
+    """One worker process and the task it runs."""
+
+    def __init__(self, ctx, work, init, init_args):
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_worker, args=(child, work, init, init_args), daemon=True)
+        self.proc.start()
+        child.close()
+        self.task: PoolTask | None = None
+        self.started = 0.0
+
+    def send(self, task: PoolTask) -> None:
+        self.task, self.started = task, time.monotonic()
+        self.conn.send((task.key, task.args))
+
+    def kill(self) -> None:
+        if self.proc.is_alive():
+            self.proc.kill()
+        self.proc.join(5)
+        self.conn.close()
+
+
+def run_pool(tasks: list[PoolTask], workers: int, work: Callable,
+             on_done: Callable[[PoolTask, Any], None],
+             on_fail: Callable[[PoolTask, Failure], None], init: Callable | None = None,
+             init_args: tuple = (), retries: int = 2) -> None:  # fmt: skip
+    """Run ``tasks`` on ``workers`` spawned processes (``init(*init_args)`` once in each);
+    ``on_done(task, result)`` or ``on_fail(task, failure)`` once per task, in this process,
+    as each ends. A task whose worker dies is retried ``retries`` times on a fresh worker;
+    one past its limit is killed. ``work`` and ``init`` must be module-level functions."""
+    if not tasks:
+        return
+    ctx = mp.get_context("spawn")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    pending, tries = deque(tasks), {}
+
+    def slot():
+        return _Slot(ctx, work, init, init_args)
+
+    slots = [slot() for _ in range(min(workers, len(tasks)))]
+    try:
+        while pending or any(s.task for s in slots):
+            for s in slots:
+                if s.task is None and pending:
+                    s.send(pending.popleft())
+            busy = [s for s in slots if s.task]
+            wait([s.conn for s in busy] + [s.proc.sentinel for s in busy], timeout=0.5)
+            for i, s in enumerate(slots):
+                if s.task is None:
+                    continue
+                task, result = s.task, None
+                try:
+                    if s.conn.poll():
+                        result = s.conn.recv()
+                except (EOFError, OSError):
+                    result = None
+                if result is not None:
+                    s.task = None
+                    on_done(task, result[1])
+                elif not s.proc.is_alive():
+                    tries[task.key] = tries.get(task.key, 0) + 1
+                    if tries[task.key] <= retries:
+                        pending.appendleft(task)
+                    else:
+                        on_fail(task, Failure("died", s.proc.exitcode, tries[task.key]))
+                    s.kill()
+                    slots[i] = slot()
+                elif time.monotonic() - s.started > task.limit:
+                    s.kill()
+                    on_fail(task, Failure("overdue", limit=task.limit))
+                    slots[i] = slot()
+    finally:
+        for s in slots:
+            s.kill()
+
+
+# ------------------------------------------------------------------ the per-process cache
+_CACHE: OrderedDict = OrderedDict()
+KEEP = 4  # entries kept per process (a grid runs its jobs pair by pair)
+
+
+def cached(key: Hashable, build: Callable[[], Any]) -> Any:
+    """``build()`` once per process and key; the least recently used entries go first."""
+    if key not in _CACHE:
+        _CACHE[key] = build()
+        while len(_CACHE) > KEEP:
+            _CACHE.popitem(last=False)
+    _CACHE.move_to_end(key)
+    return _CACHE[key]
