@@ -24,10 +24,9 @@ import torch
 from fkdverify.bounds.types import BoundOptions, auto_device
 from fkdverify.data import load_dataset
 from fkdverify.pair import CertifyOptions, PairContext, certify_batch
+from fkdverify.pair.certify import decide, questions
 from fkdverify.pair.rows import decoupled_gap
 from fkdverify.pair.runner import RunConfig, load_pair
-from fkdverify.pair.stages.bounds import bound_stage
-from fkdverify.pair.state import PointState
 
 MEAN, STD = "0.485,0.456,0.406", "0.225"
 
@@ -101,11 +100,9 @@ def _gap_widths(ctx, xs, cls, a):
     res = certify_batch(ctx, xs, cls, opts, list(range(len(xs))))
     lo = np.array([r.gap_lower for r, _ in res])
     joint = np.array([r.gap_upper for r, _ in res])
-    sts = [PointState() for _ in xs]
-    box_lo = np.clip(np.stack(xs) - a.eps, 0, 1)
-    box_hi = np.clip(np.stack(xs) + a.eps, 0, 1)
-    bound_stage(ctx, sts, box_lo, box_hi, cls, opts, False, True, xs)
-    dec = np.array([decoupled_gap(*st.pair_ub, c, ctx.k, opts.gap_sign)
+    bare = replace(opts, use_attack=False)  # the CROWN pair bounds alone
+    sts = decide(ctx, questions(xs, cls, bare, range(len(xs))), bare)
+    dec = np.array([decoupled_gap(*ctx.split(st.pair_ub), c, ctx.k, opts.gap_sign)
                     for st, c in zip(sts, cls, strict=True)])  # fmt: skip
     wd, wj = dec - lo, joint - lo
     wins = int((joint < dec - 1e-9).sum())

@@ -56,8 +56,8 @@ def certify_dataset(teacher: str, student: str, opts: CertifyOptions,
     from .pair.runner import load_pair as _load
 
     base = RunConfig(teacher, student, opts, dataset=dataset, data_dir=data_dir, **config)
-    t, _, _ = _load(base)
-    ds = load_data(base, t)
+    t, s, _ = _load(base)
+    ds = load_data(base, t, s)
     cfg = RunConfig(teacher, student, opts, dataset=ds.name, data_dir=data_dir,
                     indices=tuple(indices), out=out, workers=workers, **config)  # fmt: skip
     return run(cfg, ds, t)

@@ -8,9 +8,20 @@ from tests.builders import mlp_onnx
 REPO = Path(__file__).resolve().parent.parent
 
 
+if os.environ.get("FKD_DATA_DIR"):  # absolute, so that tests may run in their own folders
+    os.environ["FKD_DATA_DIR"] = str(Path(os.environ["FKD_DATA_DIR"]).resolve())
+
+
 def data_dir() -> Path | None:
     d = os.environ.get("FKD_DATA_DIR") or str(REPO.parent / "shared" / "data")
-    return Path(d) if Path(d, "mnist").is_dir() else None
+    return Path(d).resolve() if Path(d, "mnist").is_dir() else None
+
+
+@pytest.fixture(autouse=True)
+def _own_folder(tmp_path, monkeypatch):
+    """Every test runs in its own empty folder: a command's default output files (e.g.
+    certify's CSV) never land in the repository or meet another test's."""
+    monkeypatch.chdir(tmp_path)
 
 
 @pytest.fixture(scope="session")

@@ -107,9 +107,8 @@ def _indices(spec: dict) -> tuple[int, ...]:
     if "points" in spec:
         try:
             return tuple(parse_indices(spec["points"]))
-        except ValueError:
-            msg = f'grid: points = {spec["points"]!r}: expected e.g. "0-39,50"'
-            raise InputError(msg) from None
+        except ValueError as e:
+            raise InputError(f"grid: points = {spec['points']!r}: {e}") from None
     if "n" in spec:
         start, n = int(spec.get("start", 0)), int(spec["n"])
         if n < 1 or start < 0:

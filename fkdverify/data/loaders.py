@@ -355,9 +355,21 @@ def infer_dataset(meta: dict, input_size: int) -> str:
 
 
 def parse_indices(text: str) -> list[int]:
-    """'3,5,10-20' -> [3, 5, 10, ..., 20]; ValueError when a part is not N or N-M."""
+    """'3,5,10-20' -> [3, 5, 10, ..., 20]; ValueError (saying what is wrong) when a part is not
+    N or N-M, a range runs backwards, or an index comes twice."""
     out: list[int] = []
     for part in str(text).split(","):
         a, _, b = part.strip().partition("-")
-        out += list(range(int(a), int(b) + 1)) if b else [int(a)]
+        try:
+            lo, hi = int(a), int(b) if b else int(a)
+        except ValueError:
+            raise ValueError(f"{part.strip()!r} is not N or N-M (e.g. 3,5,10-20)") from None
+        if hi < lo:
+            raise ValueError(f"the range {lo}-{hi} runs backwards; write {hi}-{lo}")
+        out += range(lo, hi + 1)
+    seen: set[int] = set()
+    for i in out:
+        if i in seen:
+            raise ValueError(f"index {i} is given twice")
+        seen.add(i)
     return out

@@ -15,6 +15,7 @@ from __future__ import annotations
 import gzip
 import itertools
 import re
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,6 +76,10 @@ def read_text(path: str) -> str:
             return f.read()
     except OSError as e:
         raise InputError(f"cannot read VNN-LIB file {path}: {e.strerror or e}") from None
+    except zlib.error as e:
+        raise InputError(f"{path} is a corrupt .gz file ({e}); fetch it again") from None
+    except EOFError:
+        raise InputError(f"{path} ends early (a cut-short .gz?); fetch the file again") from None
     except UnicodeDecodeError:
         raise InputError(f"{path} is not a text VNN-LIB file") from None
 

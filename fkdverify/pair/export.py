@@ -107,8 +107,13 @@ def export_pair(teacher, student, x0: np.ndarray, eps: float, cls: int, out_dir:
     x0 = np.asarray(x0, np.float64).reshape(-1)
     spec = Spec(np.clip(x0 - eps, lo, hi), np.clip(x0 + eps, lo, hi), n_out, tuple(disjuncts))
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file; give a folder for the exported files")
     out.mkdir(parents=True, exist_ok=True)
     onnx_path, spec_path = out / f"{name}.onnx", out / f"{name}.vnnlib"
+    for p in (onnx_path, spec_path):
+        if p.exists():
+            raise InputError(f"{p} exists; nothing was written: choose another --name or --out")
     onnx.save(model, onnx_path)
     layout = f"Y_0..Y_{k - 1}: teacher logits; Y_{k}..Y_{2 * k - 1}: student logits"
     if n_out > 2 * k:

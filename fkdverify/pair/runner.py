@@ -75,8 +75,8 @@ def select_indices(n_total: int, n: int | None, start: int, indices: str | None)
     if indices:
         try:
             out = parse_indices(indices)
-        except ValueError:
-            raise InputError(f"--indices {indices!r}: expected e.g. 3,5,10-20") from None
+        except ValueError as e:
+            raise InputError(f"--indices {indices!r}: {e}") from None
     else:
         if start < 0 or (n is not None and n < 1):
             raise InputError("--start must be >= 0 and --n >= 1")
@@ -109,7 +109,23 @@ def pair_context(cfg: RunConfig) -> tuple[PairContext, object]:
     return cached(("pair", cfg.teacher, cfg.student, cfg.mean, cfg.std), build)
 
 
-def load_data(cfg: RunConfig, teacher) -> Dataset:
+def _meta_dataset(net) -> str | None:
+    return net.meta.get("fkd.dataset") or net.meta.get("dataset") or None
+
+
+def load_data(cfg: RunConfig, teacher, student=None) -> Dataset:
+    """The test set the pair is asked about: --dataset, else the files' metadata (which must
+    agree with each other and with --dataset), else a guess from the input size."""
+    named = [(who, _meta_dataset(n)) for who, n in (("teacher", teacher), ("student", student))
+             if n is not None and _meta_dataset(n)]  # fmt: skip
+    if len({d for _, d in named}) > 1:
+        (a, da), (b, db) = named
+        raise InputError(f"the {a} was trained on {da} but the {b} on {db} (ONNX metadata); "
+                         "give a pair made for the same data")  # fmt: skip
+    if cfg.dataset and named and named[0][1] != cfg.dataset:
+        raise InputError(f"--dataset {cfg.dataset}, but the models' metadata says "
+                         f"{named[0][1]}; drop --dataset or give models of "
+                         f"{cfg.dataset}")  # fmt: skip
     name = cfg.dataset or infer_dataset(teacher.meta, teacher.input_size)
     ds = load_dataset(name, "test", cfg.data_dir)
     size = int(np.prod(ds.images.shape[1:]))

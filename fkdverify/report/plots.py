@@ -5,10 +5,30 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from ..errors import InputError
 from ..results import ERROR, FAITHFUL
 from .tables import Row
 
 EPS_LABEL = "ε (L∞ radius, pixel scale [0, 1])"
+
+
+MARK = "fkdverify report"  # written into each PNG, so a later report knows it may replace it
+
+
+def _check_ours(path: Path) -> None:
+    """Refuse to replace a PNG that ``report`` did not write."""
+    if not path.exists():
+        return
+    try:
+        from PIL import Image
+
+        with Image.open(path) as im:
+            ours = im.info.get("Software") == MARK
+    except Exception:  # noqa: BLE001 - not an image we can read: not ours
+        ours = False
+    if not ours:
+        raise InputError(f"{path} exists and was not written by fkdverify report; nothing was "
+                         "written: choose another --out")  # fmt: skip
 
 
 def _decided(rows: list[Row]) -> list[Row]:
@@ -26,11 +46,13 @@ def plot_all(rows: list[Row], out: Path) -> list[Path]:
     paths = []
     plots = (("faithful_vs_eps.png", _faithful_vs_eps), ("gap_hi_by_model.png", _gap_hi),
              ("gap_sandwich.png", _sandwich), ("time_per_point.png", _times))  # fmt: skip
+    for name, _ in plots:
+        _check_ours(out / name)
     for name, draw in plots:
         fig, ax = plt.subplots(figsize=(7.5, 4.8))
         draw(ax, rows)
         fig.tight_layout()
-        fig.savefig(out / name)
+        fig.savefig(out / name, metadata={"Software": MARK})
         plt.close(fig)
         paths.append(out / name)
     return paths

@@ -76,6 +76,25 @@ class TrainOptions:
             raise InputError("--epochs, --batch-size, --lr must be positive and --eps >= 0")
         if not self.out.endswith(".onnx"):
             raise InputError(f"--out {self.out}: give a file name ending in .onnx")
+        folder = os.path.dirname(os.path.abspath(self.out))
+        if not os.path.isdir(folder):
+            raise InputError(
+                f"--out {self.out}: the folder {folder} does not exist; create it first"
+            )
+        if not os.access(folder, os.W_OK):
+            raise InputError(f"--out {self.out}: the folder {folder} is not writable")
+        if not (math.isfinite(self.eps) and self.eps <= 1):
+            raise InputError(f"--eps {self.eps} is outside the pixel range [0, 1]")
+        if self.train_limit < 0 or self.eval_n < 0 or self.pgd_steps < 0:
+            raise InputError("--train-limit, --eval-n and --pgd-steps must be >= 0 (0: all / none)")
+        if self.temperature is not None and not self.temperature > 0:
+            raise InputError(f"--temperature must be > 0, got {self.temperature}")
+        if self.alpha is not None and not 0 <= self.alpha <= 1:
+            raise InputError(f"--alpha is a weight in [0, 1], got {self.alpha}")
+        if not 0 <= self.delta <= 1 or self.hinge < 0 or self.bound_weight < 0 or self.iad_beta < 0:
+            raise InputError("--delta must be in [0, 1]; --hinge, --bound-weight, --iad-beta >= 0")
+        if not 0 <= self.ramp <= 1:
+            raise InputError(f"--ramp is a fraction of the run in [0, 1], got {self.ramp}")
 
     def temp(self, method: str) -> float:
         return self.temperature if self.temperature is not None else DEFAULT_TEMP[method]

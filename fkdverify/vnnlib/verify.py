@@ -19,7 +19,7 @@ Results (VNN-COMP words): ``sat`` (counterexample), ``unsat`` (the property hold
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -58,7 +58,7 @@ UNKNOWN, TIMEOUT = SpecResult.UNKNOWN, SpecResult.TIMEOUT
 class VerifyOptions:
     method: str = D.VERIFY_METHOD
     timeout: float = D.VERIFY_TIMEOUT
-    solver: str = D.SOLVER
+    solver: str = D.VERIFY_SOLVER
     milp_bounds: str = D.MILP_BOUNDS  # bounds that feed milp/bab (big-M values, stable ReLUs)
     lp_tighten: float = D.VERIFY_LP_TIGHTEN  # share of the time left on LP bound tightening
     attack_steps: int = 100
@@ -146,6 +146,7 @@ def verify(net: Network, path: str, spec: Spec, opts: VerifyOptions = VerifyOpti
         return done(UNKNOWN, "", note=f"{opts.method} leaves {len(open_k)} disjuncts open")
     if opts.method == "bab":
         return _bab_stages(net, spec, bounds, rows, owner, open_k, checker, opts, deadline, done)
+    opts = replace(opts, solver=resolve_solver(opts.solver))  # "auto" -> a back-end, once
     if opts.lp_tighten > 0:
         bounds, _ = lp_tighten(net, bounds, spec.lo, spec.hi,
                                opts.lp_tighten * (deadline - time.perf_counter()))  # fmt: skip
@@ -283,3 +284,24 @@ def cex_text(x: np.ndarray, y: np.ndarray) -> str:
     parts = [f"(X_{i} {float(v)!r})" for i, v in enumerate(x)]
     parts += [f"(Y_{j} {float(v)!r})" for j, v in enumerate(y)]
     return "(" + "\n".join(parts) + ")\n"
+
+
+def write_cex(path: str, text: str) -> None:
+    """Write a counterexample file; an existing file is replaced only when it is one (it
+    starts with ``((X_``), anything else is refused before a byte changes."""
+    import os
+
+    if os.path.exists(path) and os.path.getsize(path) > 0:
+        try:
+            with open(path, "rb") as f:
+                head = f.read(8)
+        except OSError:
+            head = b""
+        if not head.startswith(b"((X_"):
+            raise InputError(f"--cex {path} exists and is not a counterexample file; nothing "
+                             "was written: choose another path")  # fmt: skip
+    try:
+        with open(path, "w") as f:
+            f.write(text)
+    except OSError as e:
+        raise InputError(f"cannot write --cex {path}: {e.strerror}") from None

@@ -69,7 +69,7 @@ def test_pair_tables_override_options(files):
         ({"epsilon": 0.1}, "unknown key 'epsilon'"),
         ({"eps": []}, "eps is an empty list"),
         ({"eps": "x"}, "is not a float"),
-        ({"points": "a-b"}, "expected e.g."),
+        ({"points": "a-b"}, "is not N or N-M"),
         ({"pairs": {}}, "no [pairs.NAME]"),
         ({"pairs": {"a": {"teacher": "t.onnx"}}}, "has no student"),
         ({"pairs": {"a": {"teacher": "t.onnx", "student": "nope.onnx"}}}, "nope.onnx not found"),

@@ -172,8 +172,18 @@ def test_average_pooling_is_an_exact_depthwise_conv(tmp_path, pool):
     from fkdverify.bounds import network_bounds
 
     x = np.random.default_rng(5).random(net.input_size)
-    b = network_bounds(net, np.clip(x - 0.1, 0, 1), np.clip(x + 0.1, 0, 1), "crown")
-    assert b.pre  # the pooled network bounds like any other
+    lo, hi = np.clip(x - 0.1, 0, 1), np.clip(x + 0.1, 0, 1)
+    b = network_bounds(net, lo, hi, "crown")
+    assert len(b.pre) == len(net.relu_inputs()) and all(
+        np.isfinite(l).all() for l, _ in b.pre.values()
+    )
+    # the pooled network bounds like any other: sampled outputs lie inside its output bounds
+    from fkdverify.bounds import spec_bounds
+    from fkdverify.net.torch_net import evaluate
+
+    ol, ou = spec_bounds(net, lo, hi, b, np.eye(3))
+    ys = evaluate(net, lo + np.random.default_rng(6).random((500, len(lo))) * (hi - lo))
+    assert (ys >= ol - 1e-9).all() and (ys <= ou + 1e-9).all() and (ou - ol < 1e3).all()
 
 
 def test_average_pool_padding_excluded_from_count_is_refused(tmp_path):

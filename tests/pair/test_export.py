@@ -78,5 +78,7 @@ def test_own_verify_agrees_with_certify_on_the_export(tmp_path, data, capsys):
 def test_bad_export_arguments(tmp_path, data, capsys):
     base = ["export", T, S, "--out", str(tmp_path), "--data-dir", str(data)]
     assert main([*base, "--eps", "0.1", "--index", "10000000"]) == 2
-    assert "outside the dataset" in capsys.readouterr().err
+    assert "--index 10000000 is outside the test set" in capsys.readouterr().err
+    assert main([*base, "--eps", "0.1", "--index", "-1"]) == 2
+    assert "--index -1 is outside the test set" in capsys.readouterr().err
     assert main([*base, "--eps", "-1", "--index", "0"]) == 2

@@ -1,5 +1,8 @@
 """verify on hand-weighted networks with known answers, and the CLI's contract."""
 
+import re
+from pathlib import Path
+
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -7,7 +10,7 @@ import pytest
 from fkdverify.cli import main
 from fkdverify.errors import InputError, MismatchError
 from fkdverify.net.onnx_import import import_onnx
-from fkdverify.net.vnnlib import parse_vnnlib, read_vnnlib
+from fkdverify.net.vnnlib import parse_vnnlib
 from fkdverify.vnnlib.verify import VerifyOptions, verify
 from tests.builders import mlp_onnx
 
@@ -106,8 +109,11 @@ def test_batch_mode_resumes(loose_net, tmp_path, capsys):
     assert rows[0].startswith("onnx,vnnlib,timeout_s,result") and len(rows) == 3
     assert ",unsat," in rows[1] and ",sat," in rows[2]
     cex = rows[2].split(",")[7]
-    assert read_vnnlib  # the cex file exists next to the CSV
     assert (tmp_path / "res_cex").is_dir() and cex.endswith(".counterexample")
+    # the file next to the CSV is a real counterexample: X in the box, Y_0 >= 0.35 there
+    vals = dict(re.findall(r"\((X_\d+|Y_\d+) ([^)]+)\)", Path(cex).read_text()))
+    assert all(0 <= float(vals[f"X_{i}"]) <= 0.4 for i in range(2))
+    assert float(vals["Y_0"]) >= 0.35
     assert main(["verify", "--instances", str(inst), "--out", str(out)]) == 0
     assert len(out.read_text().splitlines()) == 3  # nothing run twice
     assert main(["verify", "--instances", str(inst)]) == 2

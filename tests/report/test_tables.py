@@ -64,10 +64,11 @@ def test_summary_known_answers(csv_file):
     header, table = summarise(read_rows([csv_file]))
     row = dict(zip(header, table[1], strict=True))  # (kd, milp, 0.1)
     assert (row["model"], row["method"], row["eps"]) == ("kd", "milp", 0.1)
-    assert row["points"] == 4  # skipped and error rows are not decided points
+    assert row["n"] == 4  # skipped and error rows are not decided points
     assert row["clean_acc"] == pytest.approx(3 / 5)  # 0,1,3 right; 2 and 4 wrong
-    assert row["empirical_disagree"] == pytest.approx(1 / 4)
-    assert row["certified_disagree"] == pytest.approx(2 / 4)
+    assert row["found_disagree_rate"] == pytest.approx(1 / 4)
+    assert row["proven_agree_rate"] == pytest.approx(2 / 4)
+    assert row["unknown_rate"] == pytest.approx(1 / 4)
     assert row["faithful@0.1"] == pytest.approx(1 / 4)
     assert row["faithful@0.5"] == pytest.approx(2 / 4)
     assert row["median_gap_hi"] == pytest.approx(0.55)
@@ -85,7 +86,7 @@ def test_tables_and_plots_are_written(csv_file, tmp_path):
     rows = read_rows([csv_file])
     out = tmp_path / "rep"
     c, m = write_tables(*summarise(rows), out)
-    assert c.read_text().startswith("model,method,eps,points,clean_acc")
+    assert c.read_text().startswith("model,method,eps,n,clean_acc")
     assert "nan" in c.read_text()
     pngs = plot_all(rows, out)
     assert [p.name for p in pngs] == [
@@ -113,5 +114,5 @@ def test_certify_csvs_are_read_too(tmp_path):
 def test_not_a_results_csv(tmp_path):
     p = tmp_path / "x.csv"
     p.write_text("a,b\n1,2\n")
-    with pytest.raises(InputError, match="not a fkdverify results CSV"):
+    with pytest.raises(InputError, match="not a fkdverify results CSV: it has no column index"):
         read_rows([str(p)])
