@@ -2,7 +2,7 @@
 
 The public API (``api.py``), imported on first use so that ``fkdverify --help`` stays fast:
 ``load_pair``, ``certify_points``, ``certify_dataset``, ``verify``, ``train``,
-``read_results`` and the option and result types."""
+``read_results``, ``load_dataset`` and the option and result types."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ __all__ = [
     "VerifyResult",
     "certify_dataset",
     "certify_points",
+    "load_dataset",
     "load_pair",
     "read_results",
     "train",
@@ -29,6 +30,7 @@ _WHERE = {
     "TrainOptions": "fkdverify.train.trainer",
     "Verdict": "fkdverify.words",
     "SpecResult": "fkdverify.words",
+    "load_dataset": "fkdverify.data",
 }
 
 

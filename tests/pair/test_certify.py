@@ -122,3 +122,69 @@ def test_solver_refusal_falls_back_to_highs(xor_pair, monkeypatch):
     f, _ = certify_point(ctx, np.array([0.9, 0.1]), 0, opts)
     assert "fell back to HiGHS" in f.note and f.solver == "highs"
     assert f.gap_method == "joint-milp"
+
+
+def _layers(sizes, seed, scale):
+    rng = np.random.default_rng(seed)
+    return [(rng.normal(size=(b, a)) * scale / np.sqrt(a), rng.normal(size=b) * 0.3)
+            for a, b in zip(sizes[:-1], sizes[1:], strict=False)]  # fmt: skip
+
+
+def _boundary_point(net, c_ball=0.25, tries=200, seed=0):
+    """A point whose ball of radius c_ball holds two classes of ``net`` (so the network is not
+    robust there: agreement can only be 'no strict disagreement')."""
+    rng = np.random.default_rng(seed)
+    g = np.linspace(0, 1, 21)
+    for _ in range(tries):
+        x0 = rng.random(2)
+        lo, hi = np.clip(x0 - c_ball, 0, 1), np.clip(x0 + c_ball, 0, 1)
+        xs = lo + np.array(list(itertools.product(g, g))) * (hi - lo)
+        if len(set(evaluate(net, xs).argmax(1))) > 1:
+            return x0
+    raise AssertionError("no boundary point found")
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("scale_student", [1.0, 0.5])
+def test_identical_or_scaled_student_agrees_where_the_teacher_is_not_robust(
+    tmp_path, seed, scale_student
+):
+    """S = T, and S = T with its logits halved (same argmax everywhere): 'agree' even where
+    both networks change class inside the ball (DESIGN.md section 1), never 'unknown'."""
+    from tests.builders import mlp_onnx
+
+    layers = _layers([2, 10, 10, 3], seed, 3.0)
+    t = mlp_onnx(tmp_path / "t.onnx", layers)
+    w, b = layers[-1]
+    s = mlp_onnx(tmp_path / "s.onnx", [*layers[:-1], (w * scale_student, b * scale_student)])
+    ctx = ctx_of(t, s)
+    x0 = _boundary_point(ctx.teacher, seed=seed)
+    c = int(evaluate(ctx.teacher, x0)[0].argmax())
+    f, cex = certify_point(ctx, x0, c, CertifyOptions(eps=0.25, prop="agreement"))
+    assert f.agreement == "agree" and cex is None, f.note
+    assert "never apart" in f.note  # decided by the joint MILP, not by robustness
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_shifted_bias_student_disagrees_and_is_rechecked(tmp_path, seed):
+    """S = T with a shifted output bias: the argmaxes differ near the boundary; the
+    counterexample is confirmed on the ONNX files by onnxruntime."""
+    import onnxruntime as ort
+
+    from tests.builders import mlp_onnx
+
+    layers = _layers([2, 10, 10, 3], seed, 3.0)
+    t = mlp_onnx(tmp_path / "t.onnx", layers)
+    w, b = layers[-1]
+    s = mlp_onnx(tmp_path / "s.onnx", [*layers[:-1], (w, b + np.array([1.0, 0.0, 0.0]))])
+    ctx = ctx_of(t, s)
+    x0 = _boundary_point(ctx.teacher, seed=seed)
+    c = int(evaluate(ctx.teacher, x0)[0].argmax())
+    f, cex = certify_point(ctx, x0, c, CertifyOptions(eps=0.25, prop="agreement"))
+    lo, hi = np.clip(x0 - 0.25, 0, 1), np.clip(x0 + 0.25, 0, 1)
+    dis, _ = grid_truth(ctx.teacher, ctx.student, lo, hi, c)
+    assert f.agreement == ("disagree" if dis else "agree"), f.note
+    if dis:
+        picks = [int(ort.InferenceSession(p).run(None, {"x": cex[None].astype(np.float32)})[0]
+                     .argmax()) for p in (t, s)]  # fmt: skip
+        assert picks[0] != picks[1]

@@ -8,9 +8,8 @@ disagreement. Every proof MILP asks with a margin tau: ``z_j - z_c >= -tau`` inf
 proves ``z_j < z_c`` beyond the solver's tolerances; a feasible point is only a candidate
 until the referee confirms it on the original ONNX files.
 
-Why agreement is proven only as robust agreement: if both networks leave c inside the ball and
-still agreed everywhere, their decision boundaries would coincide there, and at those points
-both tie; a proof that tolerates the solver's tolerance cannot exclude such near-ties."""
+Agreement is "no strict disagreement" (DESIGN.md section 1): where both networks leave c
+inside the ball, the joint MILP with margin tau decides it; infeasible proves ``agree``."""
 
 from __future__ import annotations
 
@@ -90,6 +89,27 @@ def milp_agreement(ctx: PairContext, q: Question, st: PointState, bt: Bounds, bs
         return [Finding(how="milp", agreement=Verdict.AGREE)]
     if Verdict.UNKNOWN in verdicts or run.expired():
         return []
+    # Both networks leave class c. Agreement is then "no strict disagreement" (DESIGN.md
+    # section 1): no x where the teacher's top class beats every other by tau and the
+    # student's top class b != a does too. The joint one-hot MILP over the product asks for
+    # one with margin tau (infeasible: agree), then, if its witness does not survive the
+    # re-check (a near-tie), for a clearer one with margin ``strict``.
+    for t in (opts.tau, opts.strict):
+        ct, cs = candidates(ub_t, ctx.k, t), candidates(ub_s, ctx.k, t)
+        model, xid = disagreement(ctx.teacher, ctx.student, bt, bs, lo, hi, ct, cs, ub_t,
+                                  ub_s, t)  # fmt: skip
+        sol = run(model)
+        if sol is None or sol.status not in (Status.OPTIMAL, Status.INFEASIBLE):
+            return []
+        if sol.status == Status.INFEASIBLE:
+            if t == opts.tau:
+                note = "both networks change class inside the ball, never apart"
+                return [Finding(how="joint milp", agreement=Verdict.AGREE, notes=(note,))]
+            return [Finding(how="joint milp", notes=("only near-tie disagreements found",))]
+        x = np.clip(sol.x[xid], lo, hi)
+        if ref.disagreement(x, lo, hi):
+            return [Finding(how="joint milp", agreement=Verdict.DISAGREE, cex=x)]
+    return []
     # Both networks leave class c. If they agreed everywhere their decision boundaries would
     # coincide inside the ball, where both tie: agreement then holds only up to near-ties and
     # no tolerance-safe proof exists. The joint one-hot MILP looks for a strict disagreement.
