@@ -30,7 +30,7 @@ def default_out(teacher: str, student: str, eps: float) -> str:
 
 
 def check_eps(eps: float) -> None:
-    if eps > SUSPICIOUS_EPS:
+    if SUSPICIOUS_EPS < eps <= 1:  # (beyond 1 the options refuse it)
         warn(f"--eps {eps:g} is more than half the pixel range [0, 1]; did you mean "
              f"{eps:g}/255 = {eps / 255:.4g}?")  # fmt: skip
 

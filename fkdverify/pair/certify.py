@@ -39,9 +39,11 @@ def questions(xs, classes, opts: CertifyOptions, indices, boxes=None, labels=Non
     out = []
     for b, x in enumerate(xs):
         x = np.asarray(x, np.float64).reshape(-1)
+        clo = chi = None
         if boxes is None:
             lo = np.clip(x - opts.eps, opts.lo, opts.hi)
             hi = np.clip(x + opts.eps, opts.lo, opts.hi)
+            clo, chi = inward(x, lo, hi, opts.eps)
         else:
             lo = np.asarray(boxes[b][0], np.float64).reshape(-1)
             hi = np.asarray(boxes[b][1], np.float64).reshape(-1)
@@ -49,8 +51,20 @@ def questions(xs, classes, opts: CertifyOptions, indices, boxes=None, labels=Non
                 raise InputError("the point does not lie in the given box")
         label = int(classes[b]) if labels is None else int(labels[b])
         p = (-1, -1) if preds is None else tuple(preds[b])
-        out.append(Question(int(indices[b]), x, lo, hi, int(classes[b]), label, p))
+        out.append(Question(int(indices[b]), x, lo, hi, int(classes[b]), label, p, clo, chi))
     return out
+
+
+def inward(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, eps: float):
+    """[lo, hi] moved inward by ulps until ``abs(v - x) <= eps`` in float64 at both ends."""
+    lo, hi = lo.copy(), hi.copy()
+    for _ in range(4):
+        out_lo, out_hi = x - lo > eps, hi - x > eps
+        if not (out_lo.any() or out_hi.any()):
+            break
+        lo[out_lo] = np.nextafter(lo[out_lo], np.inf)
+        hi[out_hi] = np.nextafter(hi[out_hi], -np.inf)
+    return lo, hi
 
 
 def decide(ctx: PairContext, qs: list[Question], opts: CertifyOptions) -> list[PointState]:

@@ -35,8 +35,17 @@ class CertifyOptions:
     def __post_init__(self):
         if not (self.eps >= 0 and math.isfinite(self.eps)):
             raise InputError(f"--eps must be a finite number >= 0, got {self.eps}")
-        if not self.delta >= 0:
-            raise InputError(f"--delta must be >= 0, got {self.delta}")
+        if self.eps > self.hi - self.lo:
+            raise InputError(
+                f"--eps {self.eps:g} is wider than the whole input range [{self.lo:g}, "
+                f"{self.hi:g}]; did you mean {self.eps:g}/255 = {self.eps / 255:.4g}?"
+            )
+        if not 0 <= self.delta <= 1:
+            raise InputError(f"--delta is a gap of probabilities in [0, 1], got {self.delta}")
+        if not 0 < self.tol <= 1:
+            raise InputError(f"--tol must be in (0, 1], got {self.tol}")
+        if not (self.tau > 0 and self.strict > 0):
+            raise InputError("the proof margins tau and strict must be > 0")
         if not self.timeout > 0:
             raise InputError(f"--timeout must be > 0 seconds, got {self.timeout}")
         if not 0 <= self.lp_tighten < 1:

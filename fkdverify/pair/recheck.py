@@ -87,7 +87,7 @@ class Referee:
 
 def gap_witness(referee: Referee, q: Question, x: np.ndarray, sign: str, how: str) -> Finding:
     """Delta_lo >= g(x) when the referee confirms x (in the box, both paths agree)."""
-    g = referee.gap(x, q.lo, q.hi, q.cls, sign)
+    g = referee.gap(x, q.clo, q.chi, q.cls, sign)
     if g is None:
         return Finding(how=how)
-    return Finding(how=how, gap_lo=g, gap_x=np.clip(x, q.lo, q.hi))
+    return Finding(how=how, gap_lo=g, gap_x=np.clip(x, q.clo, q.chi))

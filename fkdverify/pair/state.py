@@ -20,7 +20,11 @@ TIMES = ("attack", "bounds", "milp")  # where a finding's seconds are counted
 
 @dataclass(frozen=True, eq=False)
 class Question:
-    """Is the pair faithful on the box [lo, hi] around x at class cls? (all flat float64)."""
+    """Is the pair faithful on the box [lo, hi] around x at class cls? (all flat float64).
+
+    Proofs are about [lo, hi]; witnesses (counterexamples, Delta_lo points) are clipped to
+    [clo, chi] (default: the same box), which for an eps-ball is the box rounded inward so
+    that ``abs(x' - x) <= eps`` holds for it in float64 arithmetic, as a user checks it."""
 
     index: int
     x: np.ndarray
@@ -29,6 +33,14 @@ class Question:
     cls: int
     label: int = -1
     preds: tuple[int, int] = (-1, -1)  # the referee's (teacher, student) classes at x
+    clo: np.ndarray | None = None
+    chi: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.clo is None:
+            object.__setattr__(self, "clo", self.lo)
+        if self.chi is None:
+            object.__setattr__(self, "chi", self.hi)
 
 
 @dataclass(frozen=True, eq=False)

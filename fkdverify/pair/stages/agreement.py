@@ -32,10 +32,12 @@ from ..state import Finding, PointState, Question
 ROBUST, NOT_ROBUST = "robust", "not"
 
 
-def _robust(ctx, run: MilpRunner, ub, net, b, lo, hi, c, cand, opts):
+def _robust(ctx, run: MilpRunner, ub, net, b, lo, hi, c, cand, opts, box=None):
     """(status, witness): 'robust' | 'not' (with a point where net's strict argmax != c) |
     'unknown'. One feasibility MILP per class j the bounds leave open, likeliest first;
-    ``ub``: the network's pairwise upper bounds."""
+    ``ub``: the network's pairwise upper bounds; ``box``: where witnesses are clipped to
+    (default: [lo, hi])."""
+    box = (lo, hi) if box is None else box
     status = ROBUST
     for j in sorted((j for j in cand if j != c), key=lambda j: -ub[pair_index(ctx.k, j, c)]):
         sol = None
@@ -46,7 +48,7 @@ def _robust(ctx, run: MilpRunner, ub, net, b, lo, hi, c, cand, opts):
                 return Verdict.UNKNOWN, None
             if sol.status != Status.OPTIMAL:
                 break
-            x = np.clip(sol.x[xid], lo, hi)
+            x = np.clip(sol.x[xid], *box)
             pick = ctx.referee.strict_pick(x, teacher=net is ctx.teacher)
             if pick is not None and pick != c:
                 return NOT_ROBUST, x
@@ -81,8 +83,8 @@ def milp_agreement(ctx: PairContext, q: Question, st: PointState, bt: Bounds, bs
                   key=lambda n: n[1].n_unstable())  # fmt: skip
     verdicts = []
     for net, b, cand, ub in nets:
-        r, x = _robust(ctx, run, ub, net, b, lo, hi, c, cand, opts)
-        if r == NOT_ROBUST and ref.disagreement(x, lo, hi):
+        r, x = _robust(ctx, run, ub, net, b, lo, hi, c, cand, opts, (q.clo, q.chi))
+        if r == NOT_ROBUST and ref.disagreement(x, q.clo, q.chi):
             return [Finding(how="milp", agreement=Verdict.DISAGREE, cex=x)]
         verdicts.append(r)  # on 'unknown' the other network may still give a disagreement
     if verdicts == [ROBUST, ROBUST]:
@@ -106,24 +108,7 @@ def milp_agreement(ctx: PairContext, q: Question, st: PointState, bt: Bounds, bs
                 note = "both networks change class inside the ball, never apart"
                 return [Finding(how="joint milp", agreement=Verdict.AGREE, notes=(note,))]
             return [Finding(how="joint milp", notes=("only near-tie disagreements found",))]
-        x = np.clip(sol.x[xid], lo, hi)
-        if ref.disagreement(x, lo, hi):
+        x = np.clip(sol.x[xid], q.clo, q.chi)
+        if ref.disagreement(x, q.clo, q.chi):
             return [Finding(how="joint milp", agreement=Verdict.DISAGREE, cex=x)]
-    return []
-    # Both networks leave class c. If they agreed everywhere their decision boundaries would
-    # coincide inside the ball, where both tie: agreement then holds only up to near-ties and
-    # no tolerance-safe proof exists. The joint one-hot MILP looks for a strict disagreement.
-    ct, cs = candidates(ub_t, ctx.k, opts.strict), candidates(ub_s, ctx.k, opts.strict)
-    model, xid = disagreement(
-        ctx.teacher, ctx.student, bt, bs, lo, hi, ct, cs, ub_t, ub_s, opts.strict
-    )
-    sol = run(model)
-    if sol is None or sol.status not in (Status.OPTIMAL, Status.INFEASIBLE):
-        return []
-    if sol.status == Status.INFEASIBLE:
-        note = "both networks change class inside the ball; no strict disagreement"
-        return [Finding(how="milp", notes=(note,))]
-    x = np.clip(sol.x[xid], lo, hi)
-    if ref.disagreement(x, lo, hi):
-        return [Finding(how="milp", agreement=Verdict.DISAGREE, cex=x)]
     return []

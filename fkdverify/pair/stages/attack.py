@@ -36,8 +36,8 @@ def _one(ctx: PairContext, q: Question, st: PointState, opts: CertifyOptions, qu
         cands = attack_disagreement(ctx.tnet32, ctx.snet32, q.x, q.lo, q.hi, q.cls, ctx.k, a,
                                     targets)  # fmt: skip
         for cand in cands[:CANDIDATES]:
-            if ctx.referee.disagreement(cand, q.lo, q.hi):
-                x = np.clip(cand, q.lo, q.hi)
+            if ctx.referee.disagreement(cand, q.clo, q.chi):
+                x = np.clip(cand, q.clo, q.chi)
                 out.append(Finding(how="attack", agreement=Verdict.DISAGREE, cex=x))
                 break
     if wants_gap(opts):
