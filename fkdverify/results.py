@@ -64,6 +64,10 @@ class Result:
     cls: int
     teacher_pred: int
     student_pred: int
+    teacher_pred_cex: int  # classes at the counterexample (-1: none)
+    student_pred_cex: int
+    teacher_pred_gap: int  # classes at the point that gave gap_lower (-1: none)
+    student_pred_gap: int
     agreement: str
     gap_lower: float
     gap_upper: float
@@ -86,7 +90,8 @@ class Result:
 
     @classmethod
     def from_point(cls, q, st, opts, total: float = 0.0, verdict: str | None = None,
-                   counterexample: str = "") -> Result:  # fmt: skip
+                   counterexample: str = "", at_cex=(-1, -1),
+                   at_gap=(-1, -1)) -> Result:  # fmt: skip
         """The row of question ``q`` (index, label, cls, preds) in state ``st`` (a point state:
         verdicts, gap interval, times, notes) under ``opts`` (eps, delta, prop, method,
         solver). ``verdict`` marks a point that was not decided (skipped: unknown; a task
@@ -99,7 +104,9 @@ class Result:
         times = st.times
         return cls(
             index=q.index, label=q.label, cls=q.cls, teacher_pred=q.preds[0],
-            student_pred=q.preds[1], agreement=st.agreement if decided else verdict,
+            student_pred=q.preds[1], teacher_pred_cex=at_cex[0], student_pred_cex=at_cex[1],
+            teacher_pred_gap=at_gap[0], student_pred_gap=at_gap[1],
+            agreement=st.agreement if decided else verdict,
             gap_lower=st.gap_lo, gap_upper=st.gap_hi,
             faithful=faithful_verdict(st, opts) if decided else verdict, eps=opts.eps,
             delta=opts.delta, property=opts.prop, method=opts.method, solver=solver,

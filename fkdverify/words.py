@@ -96,6 +96,7 @@ CLASS_MODES = values(ClassMode)
 POINT_MODES = values(PointMode)
 PRECISIONS = values(Precision)
 DEVICES = ("auto", "cpu", "cuda")
+DATASETS = ("mnist", "fashion-mnist", "cifar10")
 
 
 def check_choice(option: str, value, allowed: tuple[str, ...]) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import torch
 
+from .adam import Adam
 from .crown import chunks, crown_lower, one_hot_rows, tighten_rows, unstable_rows
 from .rules import Prop, relu_relaxation
 from .types import BatchBounds, BoundOptions, as_batch, one_point
@@ -26,7 +27,7 @@ def alpha_lower(p: Prop, target: int, A, lo, hi, pre: dict, iters: int, lr: floa
     with torch.no_grad():
         best = crown_lower(p, target, A, lo, hi, pre, alphas)
     if alphas and iters > 0:
-        opt = torch.optim.Adam(alphas.values(), lr=lr)
+        opt = Adam(alphas.values(), lr=lr)
         for it in range(iters + 1):
             lb = crown_lower(p, target, A, lo, hi, pre, alphas)
             with torch.no_grad():

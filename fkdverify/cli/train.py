@@ -6,8 +6,7 @@ import sys
 
 import click
 
-from ..data import DATASETS
-from ..words import DEVICES
+from ..words import DATASETS, DEVICES
 from .common import cli
 
 

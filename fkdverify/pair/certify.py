@@ -141,7 +141,12 @@ def certify_batch(ctx: PairContext, xs, classes, opts: CertifyOptions, indices, 
     qs = questions(xs, classes, opts, indices, boxes, labels, preds)
     sts = decide(ctx, qs, opts)
     overhead = (time.perf_counter() - t_batch) / len(qs) - np.mean([s.spent() for s in sts])
-    return [(Result.from_point(q, st, opts, st.spent() + max(overhead, 0)), st.cex)
+
+    def at(x):
+        return (-1, -1) if x is None else ctx.referee.predictions(x)
+
+    return [(Result.from_point(q, st, opts, st.spent() + max(overhead, 0), at_cex=at(st.cex),
+                               at_gap=at(st.gap_x)), st.cex)
             for q, st in zip(qs, sts, strict=True)]  # fmt: skip
 
 

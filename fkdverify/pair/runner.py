@@ -181,32 +181,58 @@ def cex_dir(out: str) -> Path:
     return d.with_name(d.name + "_cex")
 
 
-def _save_cex(out: str | None, index: int, x: np.ndarray, x0: np.ndarray, shape, img_shape):
-    """The counterexample in float64 (exactly the re-checked point) and a picture."""
+def _save_cex(out: str | None, r: Result, x: np.ndarray, x0: np.ndarray, shape, img_shape,
+              confidences) -> str:  # fmt: skip
+    """The counterexample in float64 (exactly the re-checked point) and a labelled picture."""
     if out is None:
         return ""
     d = cex_dir(out)
     d.mkdir(parents=True, exist_ok=True)
-    p = d / f"point_{index}.npy"
+    p = d / f"point_{r.index}.npy"
     np.save(p, np.asarray(x, np.float64).reshape(shape))
-    _save_png(d / f"point_{index}.png", x0.reshape(img_shape), x.reshape(img_shape))
+    _save_png(d / f"point_{r.index}.png", x0.reshape(img_shape), x.reshape(img_shape), r,
+              confidences)  # fmt: skip
     return str(p)
 
 
-def _save_png(path: Path, x0: np.ndarray, x: np.ndarray):
-    """Original | perturbed | perturbation (scaled to full range), each enlarged 4x."""
-    from PIL import Image
+def _save_png(path: Path, x0: np.ndarray, x: np.ndarray, r: Result, conf) -> None:
+    """Original | perturbed | perturbation (scaled to full range), each enlarged 4x, over a
+    caption: the classes and confidences of both networks at x and x', eps, the colour key."""
+    from PIL import Image, ImageDraw
 
     def rgb(a):
         a = np.clip(a, 0, 1)
         return np.repeat(a, 3, 0) if a.shape[0] == 1 else a
 
     d = x - x0
-    m = np.abs(d).max() or 1.0
+    m = float(np.abs(d).max()) or 1.0
     panels = [rgb(x0), rgb(x), rgb(0.5 + d / (2 * m))]
     img = np.concatenate([p.transpose(1, 2, 0) for p in panels], axis=1)
     im = Image.fromarray((img * 255).round().astype(np.uint8))
-    im.resize((im.width * 4, im.height * 4), Image.NEAREST).save(path)
+    im = im.resize((im.width * 4, im.height * 4), Image.NEAREST)
+    (pt0, ps0), (pt1, ps1) = conf
+    lines = [
+        f"point {r.index}, label {r.label}, eps {r.eps:g}: teacher and student disagree at x'",
+        f"x : teacher {r.teacher_pred} (p={pt0:.3f})  student {r.student_pred} (p={ps0:.3f})",
+        f"x': teacher {r.teacher_pred_cex} (p={pt1:.3f})  student {r.student_pred_cex} "
+        f"(p={ps1:.3f})",
+        f"panels: x | x' | x'-x (grey 0, white +{m:.3g}, black -{m:.3g})",
+    ]
+    out = Image.new("RGB", (max(im.width, 460), im.height + 14 * len(lines) + 8), "white")
+    out.paste(im, (0, 0))
+    draw = ImageDraw.Draw(out)
+    for k, line in enumerate(lines):
+        draw.text((4, im.height + 4 + 14 * k), line, fill="black")
+    out.save(path)
+
+
+def _top(ctx: PairContext, x: np.ndarray) -> tuple[float, float]:
+    """Each network's top-class probability at x (float64)."""
+    import torch
+
+    with torch.no_grad():
+        xt = torch.as_tensor(np.asarray(x, np.float64).reshape(1, -1))
+        return tuple(float(torch.softmax(n(xt), 1).max()) for n in (ctx.tnet, ctx.snet))
 
 
 def _same(a: str, b) -> bool:
@@ -252,9 +278,11 @@ def run(cfg: RunConfig, ds: Dataset, teacher, on_result: Callable[[Result], None
                                 "already_done": len(done)})  # fmt: skip
 
     def emit(r: Result, cex):
-        if cex is not None:
-            x0 = ds.images[r.index].reshape(-1)
-            path = _save_cex(cfg.out, r.index, cex, x0, teacher.input_shape, ds.images.shape[1:])
+        if cex is not None and cfg.out:
+            x0 = ds.images[r.index].reshape(-1).astype(np.float64)
+            ctx, _ = pair_context(cfg)
+            conf = (_top(ctx, x0), _top(ctx, cex))
+            path = _save_cex(cfg.out, r, cex, x0, teacher.input_shape, ds.images.shape[1:], conf)
             r = replace(r, counterexample=path)
         results[r.index] = r
         if writer:

@@ -17,9 +17,16 @@ class Checker:
     """Re-checks candidates on the original ONNX file (onnxruntime) and in float64."""
 
     def __init__(self, path: str, net: Network, spec: Spec):
-        self.session = OnnxSession(path, net.input_shape)
+        self.path, self.shape = path, net.input_shape
+        self._session: OnnxSession | None = None  # opened at the first candidate
         self.net64 = TorchNet(net)
         self.spec = spec
+
+    @property
+    def session(self) -> OnnxSession:
+        if self._session is None:
+            self._session = OnnxSession(self.path, self.shape)
+        return self._session
 
     def inside(self, x: np.ndarray) -> np.ndarray:
         """x as float32 values inside the box (a rounded value that lands outside is moved one

@@ -211,3 +211,9 @@ def test_counterexample_is_float64_inside_the_ball(tmp_path):
         x0 = ds.images[int(r["index"])].reshape(x.shape)
         assert x.dtype == np.float64 and np.abs(x - x0).max() <= 0.1
         assert x.min() >= 0 and x.max() <= 1
+        assert r["teacher_pred_cex"] != r["student_pred_cex"] and r["teacher_pred_cex"] != "-1"
+        png = out.parent / "r_cex" / f"point_{r['index']}.png"
+        from PIL import Image
+
+        with Image.open(png) as im:
+            assert im.width >= 460 and im.height > 28 * 4 + 50  # the panels and the caption
