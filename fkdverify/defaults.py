@@ -8,7 +8,8 @@ from .words import ClassMode, GapSign, Method, PointMode, Precision, Property, S
 # the teacher/student question (certify, benchmark grids, export)
 DELTA = 0.1  # faithful when agreement holds and Delta_hi <= DELTA
 PROPERTY = Property.FAITHFUL.value
-CERTIFY_METHOD = Method.MILP.value
+CERTIFY_METHOD = Method.AUTO.value  # milp where the exact MILP fits, else alpha-crown
+AUTO_MILP_RELUS = 4000  # auto: the exact MILP for dense pairs up to this many ReLUs
 SOLVER = Solver.HIGHS.value
 CERTIFY_TIMEOUT = 60.0  # seconds per point
 GAP_SIGN = GapSign.TEACHER_MINUS_STUDENT.value

@@ -42,6 +42,7 @@ class Method(StrEnum):
     ALPHA_CROWN = "alpha-crown"
     MILP = "milp"
     BAB = "bab"
+    AUTO = "auto"  # certify: the strongest method that fits the pair (see pair/options.py)
 
 
 class Property(StrEnum):
@@ -86,8 +87,8 @@ def values(enum) -> tuple[str, ...]:
 
 
 BOUND_METHODS = (Method.IBP.value, Method.CROWN.value, Method.ALPHA_CROWN.value)
-CERTIFY_METHODS = (Method.ATTACK.value, *BOUND_METHODS, Method.MILP.value)
-VERIFY_METHODS = (*CERTIFY_METHODS, Method.BAB.value)
+CERTIFY_METHODS = (Method.AUTO.value, Method.ATTACK.value, *BOUND_METHODS, Method.MILP.value)
+VERIFY_METHODS = (Method.ATTACK.value, *BOUND_METHODS, Method.MILP.value, Method.BAB.value)
 COMPLETE_METHODS = (Method.MILP.value, Method.BAB.value)
 PROPERTIES = values(Property)
 GAP_SIGNS = values(GapSign)

@@ -57,8 +57,9 @@ def check_eps(eps: float) -> None:
               help="Faithful when agreement holds and the gap bound is <= delta.")  # fmt: skip
 @choice("--gap-sign", GAP_SIGNS, D.GAP_SIGN, "g = p_T^c - p_S^c, its opposite, or |.|.")
 @choice("--method", CERTIFY_METHODS, D.CERTIFY_METHOD,
-        "attack: falsify only; ibp/crown/alpha-crown: bounds (incomplete, batched); milp: "
-        "exact.")  # fmt: skip
+        "auto: milp where the exact MILP fits (dense pairs up to 4,000 ReLUs), else "
+        "alpha-crown; attack: falsify only; ibp/crown/alpha-crown: bounds (incomplete, "
+        "batched); milp: exact.")  # fmt: skip
 @click.option("--mean", help="Per-channel mean, e.g. 0.485,0.456,0.406: the ONNX files expect "
               "(x - mean) / std; eps stays in pixel space (default: ONNX metadata, else "
               "none).")  # fmt: skip
@@ -92,11 +93,11 @@ def certify(teacher, student, **kw):
     """Attack and certify TEACHER vs STUDENT on test points; one CSV row per point."""
     from ..bounds.types import BoundOptions, auto_device
     from ..milp.backends import resolve_solver
-    from ..pair.options import CertifyOptions
+    from ..pair.options import CertifyOptions, auto_method
     from ..pair.runner import RunConfig, load_data, load_pair, run, select_indices
 
     check_eps(kw["eps"])
-    solver = resolve_solver(kw["solver"]) if kw["method"] == "milp" else kw["solver"]
+    solver = resolve_solver(kw["solver"]) if kw["method"] in ("milp", "auto") else kw["solver"]
     device = auto_device() if kw["device"] == "auto" else kw["device"]
     engine = BoundOptions(precision=kw["precision"], device=device,
                           memory_mb=kw["bounds_memory"])  # fmt: skip
@@ -113,6 +114,10 @@ def certify(teacher, student, **kw):
     base = RunConfig(teacher, student, opts, dataset=kw["dataset"], **common)
     t, s_net, _ = load_pair(base)
     ds = load_data(base, t, s_net)
+    if kw["method"] == "auto":
+        picked = auto_method(t, s_net)
+        click.echo(f"note: --method auto: {picked} ({t.n_relus() + s_net.n_relus()} ReLUs in "
+                   "the pair)", err=True)  # fmt: skip
     n = kw["n"]
     if n is None and not kw["indices"]:
         n = min(DEFAULT_N, len(ds) - kw["start"]) if kw["start"] < len(ds) else 1

@@ -16,7 +16,7 @@ from ..milp.run import MilpRunner
 from ..results import Result
 from ..words import Method, Property
 from .context import PairContext, split_bounds
-from .options import CertifyOptions
+from .options import CertifyOptions, resolved
 from .recheck import gap_witness
 from .stages import agreement, attack, bounds, gap
 from .state import (
@@ -69,6 +69,7 @@ def inward(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, eps: float):
 
 def decide(ctx: PairContext, qs: list[Question], opts: CertifyOptions) -> list[PointState]:
     """The final state of every question, in order (the stages, cheap to expensive)."""
+    opts = resolved(opts, ctx.teacher, ctx.student)
     sts = [PointState() for _ in qs]
 
     def fold(idx, findings):
@@ -136,6 +137,7 @@ def certify_batch(ctx: PairContext, xs, classes, opts: CertifyOptions, indices, 
     point's bounds time is an equal share of the batch's; ``preds`` = the referee's (teacher,
     student) classes at each x when the caller has them."""
     t_batch = time.perf_counter()
+    opts = resolved(opts, ctx.teacher, ctx.student)
     if preds is None:
         preds = [ctx.referee.predictions(np.asarray(x, np.float64).reshape(-1)) for x in xs]
     qs = questions(xs, classes, opts, indices, boxes, labels, preds)

@@ -3,13 +3,40 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .. import defaults as D
 from ..bounds.types import BoundOptions
 from ..errors import InputError
-from ..words import BOUND_METHODS, CERTIFY_METHODS, GAP_SIGNS, PROPERTIES, SOLVERS, check_choice
+from ..words import (
+    BOUND_METHODS,
+    CERTIFY_METHODS,
+    GAP_SIGNS,
+    PROPERTIES,
+    SOLVERS,
+    Method,
+    check_choice,
+)
 from .attack import AttackOptions
+
+
+def auto_method(teacher, student) -> str:
+    """``--method auto``: the exact MILP (attack -> bounds -> MILP) where it fits — dense
+    networks with at most ``AUTO_MILP_RELUS`` ReLUs together — else the batched bounds
+    (alpha-CROWN through the product), the only practical way at CIFAR-CNN size."""
+    from ..net.graph import Conv
+
+    convs = any(isinstance(n.layer, Conv) for net in (teacher, student) for n in net.nodes)
+    if convs or teacher.n_relus() + student.n_relus() > D.AUTO_MILP_RELUS:
+        return Method.ALPHA_CROWN.value
+    return Method.MILP.value
+
+
+def resolved(opts: CertifyOptions, teacher, student) -> CertifyOptions:
+    """``opts`` with ``--method auto`` replaced by what it picks for this pair."""
+    if opts.method != Method.AUTO:
+        return opts
+    return replace(opts, method=auto_method(teacher, student))
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from ..results import (
 from ..words import CLASS_MODES, POINT_MODES, ClassMode, Method, PointMode, Verdict, check_choice
 from .certify import certify_batch
 from .context import PairContext
-from .options import CertifyOptions
+from .options import CertifyOptions, resolved
 from .state import PointState, Question
 
 # the columns a resumed file must share with this run (else its rows answer another question)
@@ -140,6 +140,7 @@ def load_data(cfg: RunConfig, teacher, student=None) -> Dataset:
 def decide(cfg: RunConfig, ctx: PairContext, jobs: list) -> list[tuple[Result, np.ndarray | None]]:
     """Certify a batch of (index, x, label) jobs: [(Result, cex)] in job order; points the
     selection (cfg.points) leaves out get a skipped row."""
+    cfg = replace(cfg, opts=resolved(cfg.opts, ctx.teacher, ctx.student))
     out, todo = {}, []
     for index, x, label in jobs:
         tp, sp = ctx.referee.predictions(x)
@@ -267,6 +268,8 @@ def run(cfg: RunConfig, ds: Dataset, teacher, on_result: Callable[[Result], None
     """Certify cfg.indices of ds, skipping those already in cfg.out; write each row as it
     arrives; ``on_start(total, already done)``; return every selected point's Result, in
     index order (earlier rows read back)."""
+    ctx, _ = pair_context(cfg)
+    cfg = replace(cfg, opts=resolved(cfg.opts, ctx.teacher, ctx.student))
     done = resume(cfg)
     todo = [i for i in cfg.indices if i not in done]
     if on_start:
