@@ -58,7 +58,19 @@ def plot_all(rows: list[Row], out: Path) -> list[Path]:
     return paths
 
 
+def _wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson interval of a rate k/n."""
+    if n == 0:
+        return math.nan, math.nan
+    p = k / n
+    c = (p + z * z / (2 * n)) / (1 + z * z / n)
+    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return c - h, c + h
+
+
 def _faithful_vs_eps(ax, rows):
+    """Certified faithful rate per (model, method) against eps, with n and a 95% interval at
+    every point (so that a single eps still reads: one marker with its error bar)."""
     d0 = min((r.delta for r in rows if not math.isnan(r.delta)), default=math.nan)
     series: dict = {}
     for r in rows:
@@ -68,13 +80,23 @@ def _faithful_vs_eps(ax, rows):
     methods = sorted({m for _, m in series})
     for (model, method), by_eps in sorted(series.items()):
         xs = sorted(by_eps)
-        ys = [sum(r.faithful == FAITHFUL for r in by_eps[e]) / len(by_eps[e]) for e in xs]
+        ks = [sum(r.faithful == FAITHFUL for r in by_eps[e]) for e in xs]
+        ns = [len(by_eps[e]) for e in xs]
+        ys = [k / n for k, n in zip(ks, ns, strict=True)]
+        ci = [_wilson(k, n) for k, n in zip(ks, ns, strict=True)]
+        err = [[y - lo for y, (lo, _) in zip(ys, ci, strict=True)],
+               [hi - y for y, (_, hi) in zip(ys, ci, strict=True)]]  # fmt: skip
         ls = styles[methods.index(method) % len(styles)]  # line style per method: overlaps show
-        ax.plot(xs, ys, marker="o", ls=ls, label=f"{model} / {method}")
+        ax.errorbar(xs, ys, yerr=err, marker="o", ls=ls, capsize=4,
+                    label=f"{model} / {method} (n={min(ns)}" +
+                    (f"-{max(ns)})" if max(ns) != min(ns) else ")"))  # fmt: skip
+    if len({e for by in series.values() for e in by}) == 1:
+        e = next(iter(next(iter(series.values()))))
+        ax.set_xlim(e * 0.5, e * 1.5) if e > 0 else ax.set_xlim(-0.01, 0.01)
     ax.set_xlabel(EPS_LABEL)
     ax.set_ylabel(f"certified faithful rate (δ = {d0:g}), fraction of points")
     ax.set_ylim(-0.02, 1.02)
-    ax.set_title("Certified faithful rate vs ε, per model and method")
+    ax.set_title("Certified faithful rate vs ε, per model and method (bars: 95% interval)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
 
@@ -115,6 +137,10 @@ def _times(ax, rows):
         if not math.isnan(r.time) and r.time > 0:
             groups.setdefault(r.method, []).append(r.time)
     _boxes(ax, groups, lambda k: f"{k}\n(n={len(groups[k])})")
+    limits = sorted({r.timeout for r in rows if not math.isnan(r.timeout)})
+    for t in limits[-1:]:
+        ax.axhline(t, color="red", ls="--", lw=0.8, label=f"time limit {t:g} s")
+        ax.legend(fontsize=8, loc="best")
     if groups:
         ax.set_yscale("log")
     ax.set_xlabel("method")

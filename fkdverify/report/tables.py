@@ -39,6 +39,7 @@ class Row:
     gap_upper: float
     time: float
     skipped: bool
+    timeout: float = math.nan  # the run's time limit per point, where the CSV records it
 
 
 def _float(v: str) -> float:
@@ -51,14 +52,18 @@ def _float(v: str) -> float:
 NEED = ("index", "agreement", "faithful", "eps", "method", "gap_upper")
 
 
-def _run_student(path: str) -> str | None:
-    """The student file of the run that wrote ``path`` (its sidecar), if recorded."""
+def _run_config(path: str) -> dict:
+    """The configuration of the last run that wrote ``path`` (its sidecar), or {}."""
     try:
         with open(path + ".json") as f:
-            runs = json.load(f)["runs"]
-        return Path(runs[-1]["config"]["student"]).stem
+            return dict(json.load(f)["runs"][-1]["config"])
     except (OSError, ValueError, KeyError, IndexError, TypeError):
-        return None
+        return {}
+
+
+def _run_student(path: str) -> str | None:
+    student = _run_config(path).get("student")
+    return Path(student).stem if isinstance(student, str) else None
 
 
 def _names(paths: list[str]) -> dict[str, str]:
@@ -84,10 +89,11 @@ def read_rows(paths: list[str]) -> list[Row]:
                 if missing:
                     raise InputError(f"{p} is not a fkdverify results CSV: it has no column "
                                      f"{', '.join(missing)}")  # fmt: skip
+                limit = (_run_config(p).get("opts") or {}).get("timeout", "")
                 for r in reader:
                     if None in r.values() or None in r:
                         continue  # cut short (no final fields) or over-long: not a result
-                    out.append(_row(r, names[p]))
+                    out.append(_row({"timeout": limit, **r}, names[p]))
         except OSError as e:
             raise InputError(f"cannot read {p}: {e.strerror}") from None
         except UnicodeDecodeError:
@@ -106,7 +112,8 @@ def _row(r: dict, name: str) -> Row:
                student_pred=int(r.get("student_pred", -1)), agreement=r["agreement"],
                faithful=r["faithful"], gap_lower=_float(r.get("gap_lower")),
                gap_upper=_float(r["gap_upper"]), time=_float(r.get("time_total_s")),
-               skipped=r.get("note", "").startswith("skipped"))  # fmt: skip
+               skipped=r.get("note", "").startswith("skipped"),
+               timeout=_float(r.get("timeout")))  # fmt: skip
 
 
 def _median(a) -> float:
