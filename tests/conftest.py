@@ -8,6 +8,7 @@ from tests.builders import mlp_onnx
 REPO = Path(__file__).resolve().parent.parent
 
 
+os.environ["FKD_NO_DOWNLOAD"] = "1"  # tests never reach for the network (download tests undo it)
 if os.environ.get("FKD_DATA_DIR"):  # absolute, so that tests may run in their own folders
     os.environ["FKD_DATA_DIR"] = str(Path(os.environ["FKD_DATA_DIR"]).resolve())
 

@@ -4,7 +4,9 @@ in [0, 1], shape (N, C, H, W).
 
 Lookup order (DESIGN.md section 5): --data-dir, $FKD_DATA_DIR, the user cache
 ($FKD_CACHE_DIR, default ~/.cache/fkdverify), /usr/share/datasets, then the MNIST and
-Fashion-MNIST test sets embedded in this package. load_dataset never downloads; ``download``
+Fashion-MNIST test sets embedded in this package. load_dataset never downloads;
+``load_or_download`` (what certify and train use) fetches a set found nowhere once into the
+cache; ``download``
 (``fkdverify data download NAME``) fetches the full sets with sha256 checks, ``listing``
 (``fkdverify data list``) says what is where."""
 
@@ -12,6 +14,7 @@ from ..errors import DataError, InputError
 from .catalog import CLASSES, DATASETS, SPLITS
 from .catalog import SUBDIRS as _SUBDIRS
 from .fetch import download, mirrors
+from .first_use import load_or_download
 from .loaders import (
     EMBEDDED_SOURCE,
     Dataset,
@@ -29,6 +32,7 @@ from .loaders import (
 from .safe_pickle import RestrictedUnpickler, safe_load
 
 __all__ = [
+    "load_or_download",
     "CLASSES",
     "DATASETS",
     "EMBEDDED_SOURCE",

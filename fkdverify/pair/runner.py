@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data import Dataset, infer_dataset, load_dataset, parse_indices
+from ..data import Dataset, infer_dataset, load_or_download, parse_indices
 from ..errors import InputError
 from ..net.normalise import load_normalised
 from ..net.product import check_pair
@@ -127,7 +127,7 @@ def load_data(cfg: RunConfig, teacher, student=None) -> Dataset:
                          f"{named[0][1]}; drop --dataset or give models of "
                          f"{cfg.dataset}")  # fmt: skip
     name = cfg.dataset or infer_dataset(teacher.meta, teacher.input_size)
-    ds = load_dataset(name, "test", cfg.data_dir)
+    ds = load_or_download(name, "test", cfg.data_dir)
     size = int(np.prod(ds.images.shape[1:]))
     if size != teacher.input_size:
         raise InputError(

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data import DATASETS, load_dataset
+from ..data import DATASETS, load_or_download
 from ..errors import InputError
 from .adversary import pgd
 from .arch import build, parse_arch, to_network
@@ -148,8 +148,8 @@ def train(opts: TrainOptions, bar=None) -> TrainResult:
     ``bar``: a function (total) -> object with update(n) and set_postfix_str(s), or None."""
     t0 = time.perf_counter()
     torch.manual_seed(opts.seed)
-    train_ds = load_dataset(opts.dataset, "train", opts.data_dir)
-    test_ds = load_dataset(opts.dataset, "test", opts.data_dir)
+    train_ds = load_or_download(opts.dataset, "train", opts.data_dir)
+    test_ds = load_or_download(opts.dataset, "test", opts.data_dir)
     x_tr, y_tr = _tensors(train_ds, opts.train_limit, opts.device)
     in_shape = tuple(train_ds.images.shape[1:])
     model = build(opts.arch, in_shape, len(train_ds.classes), NORMALISATION.get(opts.dataset))

@@ -218,3 +218,34 @@ def test_real_cifar_batches_match_the_member_table(data):
         assert sha256(d / name) == want, name
     x = np.fromfile(d / "test_batch.bin", np.uint8)
     assert x.size == 10000 * 3073
+
+
+def test_first_use_downloads_once_into_the_cache(data, mirror, monkeypatch, tmp_path, capsys):
+    """A split found nowhere is fetched into the cache on first use (progress on stderr),
+    then read from there; FKD_NO_DOWNLOAD=1 keeps the old offline error."""
+    from fkdverify.data import load_or_download
+
+    _serve_mnist(data, mirror)
+    monkeypatch.setitem(cat.SHA256["mnist"], "train-images-idx3-ubyte.gz",
+                        sha256(data / "mnist" / "train-images-idx3-ubyte.gz"))  # fmt: skip
+    monkeypatch.setenv("FKD_MIRROR_MNIST", mirror.url + "/mnist/")
+    monkeypatch.setenv("FKD_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("FKD_NO_DOWNLOAD", "1")
+    with pytest.raises(DataError, match="fkdverify data download mnist"):
+        load_or_download("mnist", "train")
+    monkeypatch.delenv("FKD_NO_DOWNLOAD")
+    tr = load_or_download("mnist", "train")
+    assert len(tr) == 60000 and tr.source == str(tmp_path / "cache" / "mnist")
+    assert "downloading it once into the cache" in capsys.readouterr().err
+    n = len(mirror.requests)
+    assert len(load_or_download("mnist", "train")) == 60000 and len(mirror.requests) == n
+
+
+def test_first_use_download_failure_is_the_not_found_error(closed_port, monkeypatch):
+    from fkdverify.data import load_or_download
+
+    monkeypatch.delenv("FKD_NO_DOWNLOAD", raising=False)
+    monkeypatch.setenv("FKD_MIRROR_MNIST", f"http://127.0.0.1:{closed_port}/")
+    with pytest.raises(DataError) as e:
+        load_or_download("mnist", "train")
+    assert "automatic download failed" in str(e.value) and "\n" not in str(e.value)
