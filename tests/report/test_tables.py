@@ -116,3 +116,46 @@ def test_not_a_results_csv(tmp_path):
     p.write_text("a,b\n1,2\n")
     with pytest.raises(InputError, match="not a fkdverify results CSV: it has no column index"):
         read_rows([str(p)])
+
+
+def _certify_csv(path, rows, student=None):
+    import json
+
+    from fkdverify.results import COLUMNS
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, COLUMNS, extrasaction="ignore")
+        w.writeheader()
+        for row in rows:
+            w.writerow({c: row.get(c, "") for c in COLUMNS})
+    if student:
+        side = {"columns": list(COLUMNS), "runs": [{"config": {"student": student}}]}
+        (path.parent / (path.name + ".json")).write_text(json.dumps(side))
+    return str(path)
+
+
+def test_same_file_names_in_two_folders_stay_two_models(tmp_path):
+    a = _certify_csv(tmp_path / "a" / "r.csv", [r(0, "agree", "faithful", 0.0, 0.01)])
+    b = _certify_csv(tmp_path / "b" / "r.csv", [r(0, "disagree", "unfaithful", 0.5, 0.9)])
+    rows = read_rows([a, b])
+    assert len(rows) == 2 and len({x.model for x in rows}) == 2
+    assert all(x.model.startswith("r [") for x in rows)
+    header, table = summarise(rows)
+    assert len(table) == 2  # nothing dropped
+
+
+def test_models_are_named_by_the_runs_student(tmp_path):
+    a = _certify_csv(tmp_path / "a" / "r.csv", [r(0, "agree", "faithful", 0.0, 0.01)],
+                     student="models/mnist_student_kd.onnx")  # fmt: skip
+    b = _certify_csv(tmp_path / "b" / "r.csv", [r(0, "agree", "faithful", 0.0, 0.01)],
+                     student="models/mnist_student_faithful.onnx")  # fmt: skip
+    assert {x.model for x in read_rows([a, b])} == {"mnist_student_kd", "mnist_student_faithful"}
+
+
+def test_a_row_cut_short_is_left_out(tmp_path):
+    a = _certify_csv(tmp_path / "r.csv", [r(0, "agree", "faithful", 0.0, 0.01),
+                                          r(1, "agree", "faithful", 0.0, 0.01)])  # fmt: skip
+    with open(a, "a") as f:
+        f.write("2,3,3,3")
+    assert [x.index for x in read_rows([a])] == [0, 1]
