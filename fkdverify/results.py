@@ -216,18 +216,17 @@ def read_results(path: str) -> list[Result]:
     """The rows of a certify results CSV as Results (numbers parsed, strings kept)."""
     if not check_own(path, COLUMNS):
         return []
-    kinds = {f.name: f.type for f in fields(Result)}
-    out = []
     with open(path, newline="") as f:
-        for r in csv.DictReader(f):
-            if None in r.values():
-                continue  # a row cut short
-            vals = {}
-            for k, v in r.items():
-                t = kinds[k]
-                vals[k] = int(v) if t == "int" else float(v) if t == "float" else v
-            out.append(Result(**vals))
-    return out
+        return [result_of(r) for r in csv.DictReader(f) if None not in r.values()]
+
+
+_KINDS = {f.name: f.type for f in fields(Result)}
+
+
+def result_of(row: dict) -> Result:
+    """A CSV row (column -> text) of certify's schema as a Result (numbers parsed)."""
+    conv = {"int": int, "float": float}
+    return Result(**{k: conv.get(_KINDS[k], str)(v) for k, v in row.items()})
 
 
 def versions() -> dict:

@@ -50,9 +50,11 @@ def verify(files, **kw):
         raise click.UsageError("give NET.onnx and SPEC.vnnlib (or --instances FILE --out CSV)")
     from ..net.onnx_import import import_onnx
     from ..net.vnnlib import read_vnnlib
-    from ..vnnlib.verify import SAT, cex_text, write_cex
+    from ..vnnlib.verify import SAT, cex_text, check_cex_target, write_cex
     from ..vnnlib.verify import verify as run_verify
 
+    if kw["cex"]:
+        check_cex_target(kw["cex"])
     spec = read_vnnlib(files[1])
     net = import_onnx(files[0])
     click.echo(f"{files[0]}: {net.input_size} inputs, {net.n_classes} outputs; {files[1]}: "

@@ -90,8 +90,7 @@ def decide(ctx: PairContext, qs: list[Question], opts: CertifyOptions) -> list[P
     pb, found = bounds.pair_bounds(ctx, qs, sts, opts)
     fold(every, found)
     method = bounds.bound_method(opts)
-    if method == Method.ALPHA_CROWN and still():
-        idx = still()
+    if method == Method.ALPHA_CROWN and (idx := still()):
         fold(idx, bounds.alpha_pairs(ctx, qs, sts, pb, idx, opts))
     if method != Method.IBP and opts.prop != Property.GAP:
         idx = still(lambda st, o: is_open(st, o) and agreement_open(st, o))
@@ -101,8 +100,7 @@ def decide(ctx: PairContext, qs: list[Question], opts: CertifyOptions) -> list[P
         fold(idx, bounds.joint_gap(ctx, qs, sts, pb, idx, opts))
     share = (time.perf_counter() - t0) / len(qs)
     fold(every, [Finding(how="bounds", times=(("bounds", share),)) for _ in qs])
-    if opts.use_attack and still():  # the full attack where the bounds left the point open
-        idx = still()
+    if opts.use_attack and (idx := still()):  # the full attack where the bounds left it open
         fold(idx, attack.attack(ctx, [qs[b] for b in idx], [sts[b] for b in idx], opts))
     if opts.method == Method.MILP:
         for b in still():

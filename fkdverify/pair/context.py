@@ -12,6 +12,7 @@ from ..net.product import product
 from ..net.torch_net import TorchNet
 from .heads import pair_matrix
 from .recheck import Referee
+from .rows import margin_vector
 
 
 class PairContext:
@@ -40,8 +41,6 @@ class PairContext:
 
     def margins_at(self, x: np.ndarray, c: int) -> tuple[np.ndarray, np.ndarray]:
         """Float64 margin vectors z_c - z_j (j != c) of (teacher, student) at x."""
-        from .rows import margin_vector
-
         with torch.no_grad():
             xt = torch.as_tensor(np.asarray(x, np.float64))[None]
             zt, zs = self.tnet(xt)[0].numpy(), self.snet(xt)[0].numpy()

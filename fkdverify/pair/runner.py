@@ -21,7 +21,7 @@ from ..results import (
     Result,
     check_sidecar,
     finished,
-    read_results,
+    result_of,
     write_sidecar,
 )
 from ..words import CLASS_MODES, POINT_MODES, ClassMode, Method, PointMode, Verdict, check_choice
@@ -260,7 +260,7 @@ def resume(cfg: RunConfig) -> dict[int, Result]:
                     "another --out, or the same settings to resume"
                 )
     wanted = set(cfg.indices)
-    return {r.index: r for r in read_results(cfg.out) if r.index in wanted}
+    return {r.index: r for r in map(result_of, rows.values()) if r.index in wanted}
 
 
 def run(cfg: RunConfig, ds: Dataset, teacher, on_result: Callable[[Result], None] | None = None,

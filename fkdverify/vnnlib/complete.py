@@ -59,7 +59,8 @@ def milp_stages(net, spec, bounds, rows, owner, open_k, lb, closest, checker, op
 
 def bab_stages(net, spec, bounds, rows, owner, open_k, lb, closest, checker, opts, deadline,
                done):  # fmt: skip
-    """Branch and bound (all open disjuncts in one tree: they share its splits); if it leaves
+    """(``lb`` and ``closest`` are milp_stages' ordering; the tree needs no order.)
+    Branch and bound (all open disjuncts in one tree: they share its splits); if it leaves
     the spec open after ``bab_first`` of the time, MILP refinement of the intermediate bounds
     and branch and bound again from them."""
     refine, refined = opts.refine > 0, ""

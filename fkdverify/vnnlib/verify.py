@@ -168,9 +168,9 @@ def cex_text(x: np.ndarray, y: np.ndarray) -> str:
     return "(" + "\n".join(parts) + ")\n"
 
 
-def write_cex(path: str, text: str) -> None:
-    """Write a counterexample file; an existing file is replaced only when it is one (it
-    starts with ``((X_``), anything else is refused before a byte changes."""
+def check_cex_target(path: str) -> None:
+    """Refuse (before any work) a --cex path that holds a file other than a counterexample
+    (one starts with ``((X_``): it would be replaced."""
     import os
 
     if os.path.exists(path) and os.path.getsize(path) > 0:
@@ -182,6 +182,11 @@ def write_cex(path: str, text: str) -> None:
         if not head.startswith(b"((X_"):
             raise InputError(f"--cex {path} exists and is not a counterexample file; nothing "
                              "was written: choose another path")  # fmt: skip
+
+
+def write_cex(path: str, text: str) -> None:
+    """Write a counterexample file (after ``check_cex_target``, checked again here)."""
+    check_cex_target(path)
     try:
         with open(path, "w") as f:
             f.write(text)

@@ -156,6 +156,19 @@ def test_no_writer_changes_a_file_it_did_not_create(capsys, tmp_path):
     one_line(capsys, main(["certify", T, S, "--eps", "0.01", "--n", "1", "--out", str(side),
                            *FAST]), "side.csv.json")  # fmt: skip
     assert not side.exists()
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    shutil.copy(files[0], exp / "p.onnx")
+    shutil.copy(files[2], exp / "p.vnnlib")
+    for name in ("p.onnx", "p.vnnlib"):
+        before[exp / name] = (exp / name).read_bytes()
+    code = main(["export", T, S, "--eps", "0.1", "--index", "0", "--out", str(exp),
+                 "--name", "p"])  # fmt: skip
+    one_line(capsys, code, "p.onnx exists")
+    spec = tmp_path / "s.vnnlib"
+    spec.write_text("(declare-const X_0 Real)(declare-const Y_0 Real)")
+    for p in files:  # refused before anything runs
+        one_line(capsys, main(["verify", T, str(spec), "--cex", str(p)]), "--cex")
     for p, b in before.items():
         assert p.read_bytes() == b, p
 
