@@ -77,3 +77,24 @@ def random_cnn(path, seed=0, in_shape=(1, 2, 8, 8), classes=4):
         _init("b3", rng.normal(0, 0.1, classes)),
     ]
     return save(path, nodes, inits, in_shape, "y", (1, classes))
+
+
+def with_output_map(src, dst, mul=1.0, add=0.0):
+    """A copy of the ONNX file ``src`` whose output is ``output * mul + add`` (elementwise,
+    broadcast over the logits): a scaled or shifted student of a real network."""
+    m = onnx.load(str(src))
+    g = m.graph
+    out = g.output[0].name
+    k = [d.dim_value for d in g.output[0].type.tensor_type.shape.dim][-1]
+    mul = np.broadcast_to(np.asarray(mul, np.float32), (k,))
+    add = np.broadcast_to(np.asarray(add, np.float32), (k,))
+    g.initializer.extend([_init("fkd_mul", mul), _init("fkd_add", add)])
+    for n in g.node:  # rename the old output
+        n.output[:] = [f"{o}_raw" if o == out else o for o in n.output]
+    g.node.extend([
+        helper.make_node("Mul", [f"{out}_raw", "fkd_mul"], [f"{out}_mul"]),
+        helper.make_node("Add", [f"{out}_mul", "fkd_add"], [out]),
+    ])  # fmt: skip
+    onnx.checker.check_model(m)
+    onnx.save(m, str(dst))
+    return str(dst)

@@ -79,6 +79,9 @@ def check_eps(eps: float) -> None:
               help="Share of a point's time spent on LP bound tightening before the MILP "
               "(0: off).")  # fmt: skip
 @click.option("--no-attack", is_flag=True, help="Skip PGD (measure the certifier alone).")
+@click.option("--no-differential", is_flag=True,
+              help="Skip the differential bounds on z_T - z_S that pairs of the same shape "
+              "get (compare with the joint bounds alone).")  # fmt: skip
 @click.option("--timeout", type=float, default=D.CERTIFY_TIMEOUT, show_default=True,
               help="Seconds per point.")  # fmt: skip
 @click.option("--tol", type=float, default=D.TOL, show_default=True,
@@ -105,7 +108,7 @@ def certify(teacher, student, **kw):
         eps=kw["eps"], delta=kw["delta"], prop=kw["prop"], method=kw["method"], solver=solver,
         gap_sign=kw["gap_sign"], timeout=kw["timeout"], tol=kw["tol"],
         milp_bounds=kw["milp_bounds"], use_attack=not kw["no_attack"],
-        lp_tighten=kw["lp_tighten"], engine=engine,
+        differential=not kw["no_differential"], lp_tighten=kw["lp_tighten"], engine=engine,
     )  # fmt: skip
     out = kw["out"] or default_out(teacher, student, kw["eps"])
     common = dict(class_mode=kw["class_mode"], points=kw["points"], out=out,

@@ -89,6 +89,8 @@ def decide(ctx: PairContext, qs: list[Question], opts: CertifyOptions) -> list[P
     t0 = time.perf_counter()
     pb, found = bounds.pair_bounds(ctx, qs, sts, opts)
     fold(every, found)
+    if opts.differential and ctx.kappas:  # same-shape pairs; cheap, so on every point: the
+        fold(every, bounds.differential(ctx, qs, sts, pb, every, opts))  # tightest Delta_hi
     method = bounds.bound_method(opts)
     if method == Method.ALPHA_CROWN and (idx := still()):
         fold(idx, bounds.alpha_pairs(ctx, qs, sts, pb, idx, opts))

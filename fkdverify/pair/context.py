@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..bounds import Bounds
+from ..bounds.diff import kappas
 from ..net.graph import Network
 from ..net.product import product
 from ..net.torch_net import TorchNet
@@ -29,6 +29,8 @@ class PairContext:
         head = np.block([[pm, z], [z, pm]])  # all pairwise logit differences of both nets
         self.product, self.t_out, self.s_out = product(teacher, student, head)
         self.off = len(teacher.nodes)
+        # same-shape pairs get differential bounds at these scales (bounds/diff.py)
+        self.kappas = kappas(teacher, student)
         self.tnet, self.snet = TorchNet(teacher), TorchNet(student)
         # the attack searches in float32 (every candidate is re-checked in float64 and ORT)
         self.tnet32 = TorchNet(teacher, torch.float32)
@@ -47,8 +49,8 @@ class PairContext:
         return margin_vector(zt, c), margin_vector(zs, c)
 
 
-def split_bounds(bounds: Bounds, off: int) -> tuple[Bounds, Bounds]:
-    """A product's pre-activation bounds as (teacher's, student's)."""
+def split_bounds(bounds, off: int):
+    """A product's pre-activation bounds (Bounds or BatchBounds) as (teacher's, student's)."""
     bt = {v: b for v, b in bounds.pre.items() if v <= off}
     bs = {v - off: b for v, b in bounds.pre.items() if v > off}
-    return Bounds(bt, bounds.method), Bounds(bs, bounds.method)
+    return type(bounds)(bt, bounds.method), type(bounds)(bs, bounds.method)

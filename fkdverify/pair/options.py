@@ -53,6 +53,7 @@ class CertifyOptions:
     strict: float = D.STRICT
     milp_bounds: str = D.MILP_BOUNDS
     use_attack: bool = True
+    differential: bool = True  # differential bounds for same-shape pairs (bounds/diff.py)
     lp_tighten: float = D.CERTIFY_LP_TIGHTEN  # share of the point's time (0: off)
     lo: float = D.DOMAIN[0]  # input domain D
     hi: float = D.DOMAIN[1]

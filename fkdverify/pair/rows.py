@@ -11,7 +11,7 @@ import numpy as np
 
 from ..words import GapSign, Verdict
 from .heads import pair_index
-from .softmax import confidence_bounds, lower_line, upper_line
+from .softmax import confidence_bounds, lower_line, shift_gap, upper_line
 from .state import Finding
 
 LAMBDAS = (0.5, 0.25, 0.75)  # weights of the joint agreement rows
@@ -127,3 +127,45 @@ def joint_gap(row_ub: np.ndarray, consts: np.ndarray, side: np.ndarray) -> float
 
 def margin_vector(z: np.ndarray, c: int) -> np.ndarray:
     return np.array([z[c] - z[j] for j in range(len(z)) if j != c])
+
+
+# ------------------------------------ differential bounds (same-shape pairs, bounds/diff.py)
+def differential_agreement(diff_ubs, cand_t, cand_s, k: int, tau: float) -> bool:
+    """``diff_ubs`` [(kappa, ub (P,))]: upper bounds of the pairwise rows of z_T - kappa z_S.
+
+    A strict disagreement (a, b) needs z_T^a - z_T^b >= tau and z_S^b - z_S^a >= tau, so row
+    (a, b) of z_T - kappa z_S is >= (1 + kappa) tau there: an upper bound below that excludes
+    the pair. Agreement iff every pair of candidates is excluded by some kappa."""
+    return all(
+        any(ub[pair_index(k, a, b)] < (1.0 + kappa) * tau for kappa, ub in diff_ubs)
+        for a in cand_t
+        for b in cand_s
+        if a != b
+    )
+
+
+def differential_gap(diff_ub: np.ndarray, ub_t, ub_s, c: int, k: int, sign: str) -> float:
+    """Delta_hi from upper bounds ``diff_ub`` (P,) of the pairwise rows of z_T - z_S: with
+    u_j = z_j - z_c, u^T_j - u^S_j = row (j, c) lies in [-ub(c, j), ub(j, c)]; the gap is
+    bounded from either network's s = sum_j exp(u_j) (``softmax.shift_gap``), the tighter
+    wins. Near-identical networks give near-zero bounds."""
+    others = [j for j in range(k) if j != c]
+    e_hi = np.array([diff_ub[pair_index(k, j, c)] for j in others])
+    e_lo = np.array([-diff_ub[pair_index(k, c, j)] for j in others])
+    sides = []
+    if sign in (GapSign.TEACHER_MINUS_STUDENT, GapSign.ABS):
+        sides.append(True)
+    if sign in (GapSign.STUDENT_MINUS_TEACHER, GapSign.ABS):
+        sides.append(False)
+    best = []
+    for up in sides:
+        # teacher = student shifted by e (s from the student), or student = teacher shifted
+        # by -e (s from the teacher; p_S - p_T is then the "up" side)
+        bounds = []
+        for base, e, flip in ((ub_s, (e_lo, e_hi), False), (ub_t, (-e_hi, -e_lo), True)):
+            ml, mu = margins(base, c, k)
+            with np.errstate(over="ignore"):
+                s_lo, s_hi = float(np.exp(-mu).sum()), float(np.exp(-ml).sum())
+            bounds.append(shift_gap(*e, s_lo, s_hi, up != flip))
+        best.append(min(bounds))
+    return float(max(best))

@@ -79,3 +79,32 @@ def lower_line(m_lo, m_hi, t) -> tuple[np.ndarray, float]:
         1.0 + abs(d) * (s0 + float(np.abs(beta).sum() + (np.abs(gamma) * reach).sum()))
     )
     return w, b - slack - _OUT
+
+
+# ------------------------------------ the gap from bounds on the difference of the margins
+def ratio_gap(k: float, s_lo: float, s_hi: float) -> tuple[float, float]:
+    """(inf, sup) of g(s) = 1/(1 + k s) - 1/(1 + s) over s in [s_lo, s_hi] (k > 0, s >= 0).
+
+    g has one critical point, s = 1/sqrt(k) (a maximum for k < 1, a minimum for k > 1), so
+    its extremes lie at the ends or there. Widened outward for rounding."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        pts = np.array([s_lo, s_hi, np.clip(1.0 / np.sqrt(k), s_lo, s_hi)], np.float64)
+        ks = np.where(np.isinf(pts), np.inf, k * pts)
+        g = 1.0 / (1.0 + ks) - 1.0 / (1.0 + pts)
+    if not np.isfinite(g).all():
+        return -1.0, 1.0
+    return float(g.min()) - _OUT, float(g.max()) + _OUT
+
+
+def shift_gap(e_lo: np.ndarray, e_hi: np.ndarray, s_lo: float, s_hi: float,
+              up: bool) -> float:  # fmt: skip
+    """Upper bound of p_A - p_B (``up``) or p_B - p_A where p = 1/(1 + sum_j exp(u_j)),
+    u^A_j = u^B_j + e_j with e_j in [e_lo_j, e_hi_j], and s = sum_j exp(u^B_j) in
+    [s_lo, s_hi]: sum_j exp(u^A_j) lies between exp(min e_lo) s and exp(max e_hi) s, and p is
+    decreasing in that sum, so the bound is an extreme of ``ratio_gap`` over s."""
+    with np.errstate(over="ignore"):
+        k = float(np.exp(np.min(e_lo) if up else np.max(e_hi)))
+    if not 0.0 < k < np.inf:
+        return 1.0
+    lo, hi = ratio_gap(k, s_lo, s_hi)
+    return min(hi if up else -lo, 1.0)

@@ -29,7 +29,7 @@ def test_robust_agreement_and_gap_known_answer(xor_pair):
     # joint MILP closes the interval.
     want = confidence(np.array([1.0])) - confidence(np.array([1.2]))
     f, _ = certify_point(ctx, np.array([0.9, 0.1]), 0, CertifyOptions(eps=0.1, prop="gap"))
-    assert f.gap_method == "joint-milp"
+    assert f.gap_method == "differential"  # the pair differs by a bias only
     assert f.gap_lower == pytest.approx(want, abs=1e-9)
     assert want <= f.gap_upper <= want + 1e-3 + 2e-5
 
@@ -109,15 +109,22 @@ def _grid_truth_case(tmp_path, seed, decided):
                            or f.gap_lower > 0.1)  # fmt: skip
 
 
-def test_solver_refusal_falls_back_to_highs(xor_pair, monkeypatch):
+def test_solver_refusal_falls_back_to_highs(xor_pair, tmp_path, monkeypatch):
     from fkdverify.errors import SolverRefused
     from fkdverify.milp.backends import gurobi
+    from tests.builders import mlp_onnx
 
     def refuse(*a, **k):
         raise SolverRefused("Gurobi's licence refuses this model (test)")
 
     monkeypatch.setattr(gurobi, "solve", refuse)
-    ctx = ctx_of(*xor_pair)
+    # the xor student with a third, dead hidden neuron: another shape, so no differential
+    # bounds, and the gap needs the joint MILP
+    w1 = np.array([[1.0, -1.0], [-1.0, 1.0], [0.0, 0.0]])
+    w2 = np.array([[1.0, -1.0, 0.0], [0, 0, 0]])
+    s = mlp_onnx(tmp_path / "s3.onnx", [(w1, np.zeros(3)), (w2, np.array([0.2, 0]))])
+    ctx = ctx_of(xor_pair[0], s)
+    assert not ctx.kappas
     opts = CertifyOptions(eps=0.1, prop="gap", solver="gurobi")
     f, _ = certify_point(ctx, np.array([0.9, 0.1]), 0, opts)
     assert "fell back to HiGHS" in f.note and f.solver == "highs"
@@ -144,25 +151,43 @@ def _boundary_point(net, c_ball=0.25, tries=200, seed=0):
     raise AssertionError("no boundary point found")
 
 
+def _padded(layers):
+    """The same function with one dead neuron added to the first hidden layer (another
+    shape: no differential bounds)."""
+    (w0, b0), (w1, b1), *rest = layers
+    w0 = np.vstack([w0, np.zeros((1, w0.shape[1]))])
+    w1 = np.hstack([w1, np.zeros((w1.shape[0], 1))])
+    return [(w0, np.append(b0, -1.0)), (w1, b1), *rest]
+
+
 @pytest.mark.parametrize("seed", range(3))
 @pytest.mark.parametrize("scale_student", [1.0, 0.5])
+@pytest.mark.parametrize("shape", ["same", "padded"])
 def test_identical_or_scaled_student_agrees_where_the_teacher_is_not_robust(
-    tmp_path, seed, scale_student
+    tmp_path, seed, scale_student, shape
 ):
     """S = T, and S = T with its logits halved (same argmax everywhere): 'agree' even where
-    both networks change class inside the ball (DESIGN.md section 1), never 'unknown'."""
+    both networks change class inside the ball (DESIGN.md section 1), never 'unknown' -- by
+    differential bounds for the same shape, by the joint MILP for another shape."""
     from tests.builders import mlp_onnx
 
     layers = _layers([2, 10, 10, 3], seed, 3.0)
     t = mlp_onnx(tmp_path / "t.onnx", layers)
     w, b = layers[-1]
-    s = mlp_onnx(tmp_path / "s.onnx", [*layers[:-1], (w * scale_student, b * scale_student)])
+    student = [*layers[:-1], (w * scale_student, b * scale_student)]
+    s = mlp_onnx(tmp_path / "s.onnx", student if shape == "same" else _padded(student))
     ctx = ctx_of(t, s)
+    assert bool(ctx.kappas) == (shape == "same")
     x0 = _boundary_point(ctx.teacher, seed=seed)
     c = int(evaluate(ctx.teacher, x0)[0].argmax())
     f, cex = certify_point(ctx, x0, c, CertifyOptions(eps=0.25, prop="agreement"))
     assert f.agreement == "agree" and cex is None, f.note
-    assert "never apart" in f.note  # decided by the joint MILP, not by robustness
+    # decided by the differential bounds or the joint MILP, not by robustness
+    assert ("differential" if shape == "same" else "never apart") in f.note
+    if shape == "same":  # and the gap: exactly 0 for S = T
+        f, _ = certify_point(ctx, x0, c, CertifyOptions(eps=0.25, prop="gap"))
+        if scale_student == 1.0:
+            assert 0.0 <= f.gap_lower <= f.gap_upper <= 1e-6, f.note
 
 
 @pytest.mark.parametrize("seed", range(3))

@@ -98,7 +98,7 @@ def test_joint_gap_beats_decoupled_when_the_networks_move_together(tmp_path):
     ctx = PairContext(import_onnx(t), import_onnx(s), t, s)
     x0 = np.array([[0.7, 0.3]])
     lo, hi = x0 - 0.05, x0 + 0.05
-    opts = CertifyOptions(eps=0.05, method="crown", use_attack=False)
+    opts = CertifyOptions(eps=0.05, method="crown", use_attack=False, differential=False)
     (st,) = decide(ctx, questions([x0[0]], [0], opts, [0], boxes=[(lo[0], hi[0])]), opts)
     assert st.gap_method == "joint-crown"
     decoupled = decoupled_gap(*ctx.split(st.pair_ub), 0, 2, opts.gap_sign)
@@ -106,6 +106,10 @@ def test_joint_gap_beats_decoupled_when_the_networks_move_together(tmp_path):
     grid = lo[0] + np.array(list(itertools.product(g, g))) * (hi[0] - lo[0])
     true = (_conf(evaluate(ctx.teacher, grid), 0) - _conf(evaluate(ctx.student, grid), 0)).max()
     assert true <= st.gap_hi <= true + 0.015 < decoupled - 0.05  # 0.052 vs 0.039 vs 0.135
+    # the pair differs by a bias only: the differential bound is exact
+    (st,) = decide(ctx, questions([x0[0]], [0], opts, [0], boxes=[(lo[0], hi[0])]),
+                   replace(opts, differential=True))  # fmt: skip
+    assert st.gap_method == "differential" and true <= st.gap_hi <= true + 1e-6
 
 
 def test_joint_gap_takes_the_best_row_per_side():
@@ -113,3 +117,32 @@ def test_joint_gap_takes_the_best_row_per_side():
     consts = np.zeros(4)
     side = np.array([0, 0, 1, 1])
     assert joint_gap(ub, consts, side) == pytest.approx(0.4)
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("sign", ["teacher-minus-student", "student-minus-teacher", "abs"])
+def test_differential_gap_is_sound_and_tight_for_small_differences(seed, sign):
+    """Sampled logits z_S in a box and z_T = z_S + d with d in a box never exceed the
+    differential gap bound; for tiny d the bound is tiny too."""
+    from fkdverify.pair.rows import differential_gap
+
+    rng = np.random.default_rng(seed)
+    k, c = 4, int(rng.integers(4))
+    zl = rng.normal(0, 2, k)
+    zu = zl + rng.random(k) * 3
+    for width in (1e-7, 0.05, 1.0):
+        dl = rng.normal(0, width, k)
+        du = dl + rng.random(k) * width
+
+        def ub(lo, hi):
+            return np.array([hi[a] - lo[b] for a in range(k) for b in range(k) if a != b])
+
+        bound = differential_gap(ub(dl, du), ub(zl + dl, zu + du), ub(zl, zu), c, k, sign)
+        zs = zl + rng.random((20000, k)) * (zu - zl)
+        zt = zs + dl + rng.random((20000, k)) * (du - dl)
+        pt, ps = _conf(zt, c), _conf(zs, c)
+        gap = {"teacher-minus-student": pt - ps, "student-minus-teacher": ps - pt,
+               "abs": np.abs(pt - ps)}[sign]  # fmt: skip
+        assert gap.max() <= bound + 1e-12
+        if width == 1e-7:
+            assert bound < 1e-6

@@ -19,22 +19,25 @@ import torch
 
 from ...bounds import Bounds, network_bounds, spec_bounds
 from ...bounds.alpha import alpha_spec_bounds_batch
+from ...bounds.diff import diff_bounds
 from ...bounds.propagate import propagate, spec_bounds_batch
-from ...bounds.types import BatchBounds
+from ...bounds.types import PRECISIONS, BatchBounds
 from ...milp.tighten import lp_tighten
 from ...words import BOUND_METHODS, Method, Property, Verdict
-from ..context import PairContext
-from ..heads import pair_index
+from ..context import PairContext, split_bounds
+from ..heads import pair_index, pair_matrix
 from ..options import CertifyOptions
 from ..rows import (
     candidates,
+    differential_agreement,
+    differential_gap,
     joint_agreement_rows,
     joint_gap_rows,
     pair_bound_finding,
 )
 from ..rows import joint_agreement as joint_agreement_holds
 from ..rows import joint_gap as joint_gap_bound
-from ..state import Finding, PointState, Question, wants_gap
+from ..state import Finding, PointState, Question, agreement_open, wants_gap
 
 
 def bound_method(opts: CertifyOptions) -> str:
@@ -77,6 +80,35 @@ def pair_bounds(ctx: PairContext, qs: list[Question], sts: list[PointState],
         f = _from_ub(ctx, q, st, ub[b], opts, "bounds")
         out.append(replace(f, unstable=counts[b]))
     return pb, out
+
+
+def differential(ctx: PairContext, qs, sts, pb: BatchBounds, idx: list[int],
+                 opts: CertifyOptions) -> list[Finding]:  # fmt: skip
+    """Same-shape pairs: bounds on the pairwise rows of z_T - kappa z_S (``bounds/diff.py``)
+    -> agreement (no strict disagreement) and Delta_hi; one finding per point of ``idx``."""
+    lo, hi = _box([qs[b] for b in idx])
+    bt, bs = split_bounds(pb.take(idx), ctx.off)
+    eng = opts.engine
+    pm = pair_matrix(ctx.k)
+    ubs = [(kappa, diff_bounds(ctx.teacher, ctx.student, lo, hi, bt, bs, pm, kappa,
+                               PRECISIONS[eng.precision], eng.device)[1].double().cpu().numpy())
+           for kappa in ctx.kappas]  # fmt: skip
+    out = []
+    for i, b in enumerate(idx):
+        q, st = qs[b], sts[b]
+        ub_t, ub_s = ctx.split(st.pair_ub)
+        mine = [(kappa, ub[i]) for kappa, ub in ubs]
+        verdict, notes, g = Verdict.UNKNOWN, (), float("nan")
+        if opts.prop != Property.GAP and agreement_open(st, opts):
+            ct, cs = candidates(ub_t, ctx.k, opts.tau), candidates(ub_s, ctx.k, opts.tau)
+            if differential_agreement(mine, ct, cs, ctx.k, opts.tau):
+                verdict = Verdict.AGREE
+                notes = ("no strict disagreement by differential bounds",)
+        if wants_gap(opts):
+            g = differential_gap(mine[0][1], ub_t, ub_s, q.cls, ctx.k, opts.gap_sign)
+        out.append(Finding(how="differential bounds", agreement=verdict, notes=notes, gap_hi=g,
+                           gap_method="differential"))  # fmt: skip
+    return out
 
 
 def alpha_pairs(ctx: PairContext, qs, sts, pb: BatchBounds, idx: list[int],
