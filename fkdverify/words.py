@@ -87,7 +87,8 @@ def values(enum) -> tuple[str, ...]:
 
 
 BOUND_METHODS = (Method.IBP.value, Method.CROWN.value, Method.ALPHA_CROWN.value)
-CERTIFY_METHODS = (Method.AUTO.value, Method.ATTACK.value, *BOUND_METHODS, Method.MILP.value)
+CERTIFY_METHODS = (Method.AUTO.value, Method.ATTACK.value, *BOUND_METHODS, Method.MILP.value,
+                   Method.BAB.value)  # fmt: skip
 VERIFY_METHODS = (Method.ATTACK.value, *BOUND_METHODS, Method.MILP.value, Method.BAB.value)
 COMPLETE_METHODS = (Method.MILP.value, Method.BAB.value)
 PROPERTIES = values(Property)

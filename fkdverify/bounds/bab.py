@@ -228,9 +228,11 @@ def bab(net: Network, lo, hi, pre: dict, C, b, owner, deadline: float,
         confirm: Callable[[np.ndarray], object],
         opts: BabOptions = DEFAULT) -> BabResult:  # fmt: skip
     """Decide whether any x in [lo, hi] has, for some disjunct k, C[r] . y <= b[r] for every
-    atom r with owner[r] == k. ``pre[v] = (l, u)``: sound root bounds (flat) of every ReLU
-    input (e.g. alpha-CROWN's); ``confirm(x)`` re-checks a candidate input (flat float64) and
-    returns something true for a real counterexample, None otherwise."""
+    atom r with owner[r] == k (or, for ``owner`` a (K, S) boolean matrix, every atom r with
+    owner[k, r]: atoms shared by several disjuncts are bounded once). ``pre[v] = (l, u)``:
+    sound root bounds (flat) of every ReLU input (e.g. alpha-CROWN's); ``confirm(x)``
+    re-checks a candidate input (flat float64) and returns something true for a real
+    counterexample, None otherwise."""
     P = _Problem(net, lo, hi, pre, C, b, owner, opts)
     P.deadline = deadline
     if opts.refresh:
@@ -260,12 +262,17 @@ def bab(net: Network, lo, hi, pre: dict, C, b, owner, deadline: float,
         return None
 
     found = visit(_root(P), opts.root_iters)
+    per_domain = 0.0  # seconds per child bounded, measured: batches shrink near the deadline
     while found is None and heap:
-        if time.perf_counter() > deadline:
+        left = deadline - time.perf_counter()
+        # a batch of n parents bounds 2n children; do not start one that cannot finish
+        afford = int(left / (2 * per_domain)) if per_domain > 0 else opts.batch
+        if left <= 0 or afford < 1:
             return BabResult(TIMEOUT, count, depth, note=f"{len(heap)} domains open")
         if len(heap) > cap:
             return BabResult(UNKNOWN, count, depth, note=f"over {cap} open domains (memory cap)")
-        items = [heapq.heappop(heap)[2] for _ in range(min(opts.batch, len(heap)))]
+        t_step = time.perf_counter()
+        items = [heapq.heappop(heap)[2] for _ in range(min(opts.batch, len(heap), afford))]
         parents = _Batch.stack([it[:7] for it in items])
         cols = torch.tensor([it[7] for it in items])
         kids = _children(parents, torch.stack([it[8] for it in items]), cols)
@@ -275,6 +282,7 @@ def bab(net: Network, lo, hi, pre: dict, C, b, owner, deadline: float,
             kids = _Batch(kids.split, l, u, *kids.fields()[3:])
         depth = max(depth, int(kids.depth.max()))
         found = visit(kids, opts.iters)
+        per_domain = max(per_domain * 0.5, (time.perf_counter() - t_step) / (2 * len(items)))
     if found is not None:
         return BabResult(SAT, count, depth, found)
     if stuck:

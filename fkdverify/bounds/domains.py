@@ -98,9 +98,13 @@ class _Problem:
         self.u = torch.cat([f[1] for f in flat])[None]
         self.C = torch.as_tensor(np.asarray(C), dtype=f64)
         self.b = torch.as_tensor(np.asarray(b), dtype=f64)
-        self.owner = torch.as_tensor(np.asarray(owner))
-        self.K = int(self.owner.max()) + 1
-        self.member = torch.stack([self.owner == k for k in range(self.K)])  # (K, S)
+        owner = np.asarray(owner)
+        if owner.ndim == 2:  # a membership matrix: an atom may serve several disjuncts
+            self.member = torch.as_tensor(owner, dtype=torch.bool)
+        else:
+            own = torch.as_tensor(owner)
+            self.member = torch.stack([own == k for k in range(int(own.max()) + 1)])
+        self.K = self.member.shape[0]  # member: (K, S)
         self.f32 = TorchNet(net, self.p32.dtype)
         self.deadline = float("inf")
         self.slopes: dict = {}  # root_slopes(), once the deadline is known

@@ -59,7 +59,8 @@ def check_eps(eps: float) -> None:
 @choice("--method", CERTIFY_METHODS, D.CERTIFY_METHOD,
         "auto: milp where the exact MILP fits (dense pairs up to 4,000 ReLUs), else "
         "alpha-crown; attack: falsify only; ibp/crown/alpha-crown: bounds (incomplete, "
-        "batched); milp: exact.")  # fmt: skip
+        "batched); milp: exact MILPs; bab: branch and bound over both networks' "
+        "ReLUs.")  # fmt: skip
 @click.option("--mean", help="Per-channel mean, e.g. 0.485,0.456,0.406: the ONNX files expect "
               "(x - mean) / std; eps stays in pixel space (default: ONNX metadata, else "
               "none).")  # fmt: skip

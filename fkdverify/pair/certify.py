@@ -107,7 +107,22 @@ def decide(ctx: PairContext, qs: list[Question], opts: CertifyOptions) -> list[P
     if opts.method == Method.MILP:
         for b in still():
             sts[b] = _milp(ctx, qs[b], sts[b], pb.point(b), opts)
+    if opts.method == Method.BAB:
+        for b in still():
+            sts[b] = _bab(qs[b], sts[b], pb.point(b), ctx, opts)
     return sts
+
+
+def _bab(q: Question, st: PointState, point_bounds, ctx: PairContext, opts) -> PointState:
+    """Branch and bound over the product for what the bounds and the attack left open."""
+    from .stages.bab import bab_point  # torch-heavy tree code: only when asked for
+
+    t0 = time.perf_counter()
+    st = bab_point(ctx, q, st, point_bounds, t0 + opts.timeout - st.spent(), opts)
+    if is_open(st, opts):
+        st = merge(q, st, Finding(how="bab", notes=("time limit",)))
+    # the complete stage's seconds (time_milp_s) whichever method ran
+    return merge(q, st, Finding(how="bab", times=(("milp", time.perf_counter() - t0),)))
 
 
 def _milp(ctx: PairContext, q: Question, st: PointState, point_bounds, opts) -> PointState:

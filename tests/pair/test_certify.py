@@ -1,6 +1,7 @@
 """Known answers and soundness of the certify pipeline on tiny pairs (exact truth by grid)."""
 
 import itertools
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -21,8 +22,8 @@ def test_robust_agreement_and_gap_known_answer(xor_pair):
     ctx = ctx_of(*xor_pair)
     f, cex = certify_point(ctx, np.array([0.9, 0.1]), 0, CertifyOptions(eps=0.1))
     assert f.agreement == "agree" and cex is None
-    assert f.faithful == "faithful"  # decoupled bound <= delta = 0.1 already
-    assert f.gap_method == "decoupled-crown"
+    assert f.faithful == "faithful"  # the decoupled bound is <= delta = 0.1 already; the
+    assert f.gap_method == "differential"  # differential one (a bias apart) is tighter
     # p_T^0 = sigmoid(x0 - x1) < p_S^0 = sigmoid(x0 - x1 + 0.2) everywhere, so g < 0; the
     # worst gap is where x0 - x1 is largest (1.0): g = s(1.0) - s(1.2). The decoupled bound
     # cannot see that (teacher's best and student's worst are at different corners); the
@@ -67,13 +68,16 @@ def grid_truth(t, s, lo, hi, c, n=401):
     return dis, gap
 
 
-def test_milp_verdicts_match_grid_truth(tmp_path):
+@pytest.mark.parametrize(("method", "attack"), [("milp", True), ("bab", True), ("bab", False)])
+def test_complete_verdicts_match_grid_truth(tmp_path, method, attack):
     """Never 'agree' where the grid shows a clear disagreement; gap bounds sandwich the grid
-    maximum (attack <= MILP <= bound); and the MILP decides (a certifier that always says
-    unknown fails here)."""
+    maximum (attack <= MILP or bab <= bound); and the complete method decides (a certifier
+    that always says unknown fails here). Without the attack, bab must find the
+    disagreements itself."""
     decided = {"agreement": 0, "gap": 0, "points": 0}
+    opts = CertifyOptions(eps=0.1, prop="faithful", tol=1e-4, method=method, use_attack=attack)
     for seed in range(6):
-        _grid_truth_case(tmp_path, seed, decided)
+        _grid_truth_case(tmp_path, seed, decided, opts)
     assert decided["points"] == 12
     assert decided["agreement"] >= MIN_AGREEMENT_DECIDED, decided
     assert decided["gap"] >= MIN_GAP_DECIDED, decided
@@ -83,7 +87,7 @@ MIN_AGREEMENT_DECIDED = 11  # of 12 (12 measured on 2026-12-01)
 MIN_GAP_DECIDED = 11  # Delta_hi - Delta_lo <= tol, or Delta on one side of delta (12 measured)
 
 
-def _grid_truth_case(tmp_path, seed, decided):
+def _grid_truth_case(tmp_path, seed, decided, opts):
     t = random_mlp(tmp_path / f"t{seed}.onnx", [2, 12, 12, 3], seed=seed, scale=3.0)
     s = random_mlp(tmp_path / f"s{seed}.onnx", [2, 10, 3], seed=100 + seed, scale=3.0)
     ctx = ctx_of(t, s)
@@ -91,7 +95,7 @@ def _grid_truth_case(tmp_path, seed, decided):
     for eps in (0.05, 0.2):
         x0 = rng.random(2)
         c = int(evaluate(ctx.teacher, x0)[0].argmax())
-        f, cex = certify_point(ctx, x0, c, CertifyOptions(eps=eps, prop="faithful", tol=1e-4))
+        f, cex = certify_point(ctx, x0, c, replace(opts, eps=eps))
         lo, hi = np.clip(x0 - eps, 0, 1), np.clip(x0 + eps, 0, 1)
         dis, gap = grid_truth(ctx.teacher, ctx.student, lo, hi, c)
         if f.agreement == "agree":
