@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from ..net.graph import Add, Concat, Conv, Linear, Network, Permute, Relu, Reshape, Scale, chw
 from .crown import ibp_values, widen
+from .diff_crown import diff_lower, mlp_only
 from .rules import Prop, _permute
 from .types import BatchBounds, as_batch
 
@@ -193,6 +194,8 @@ def diff_bounds(teacher: Network, student: Network, lo, hi, pre_t: BatchBounds,
         raise ValueError("kappa != 1 needs an affine last layer")
     H = None if head is None else torch.as_tensor(head, dtype=dtype, device=device)
     fold = H is not None and isinstance(teacher.nodes[last].layer, Linear)
+    symbolic = mlp_only(teacher) and mlp_only(student)
+    relu_in = set(teacher.relu_inputs()) & teacher.deep_values()
     with torch.no_grad():
         vt = ibp_values(pt, lo, hi, pre_t.pre)
         vs = ibp_values(ps, lo, hi, pre_s.pre)
@@ -220,10 +223,28 @@ def diff_bounds(teacher: Network, student: Network, lo, hi, pre_t: BatchBounds,
                 box = (torch.cat([b[0] for b in ins], 1), torch.cat([b[1] for b in ins], 1))
             else:  # pragma: no cover - same_shape admits only the kinds above
                 raise TypeError(f"no differential rule for {type(lt).__name__}")
+            if symbolic and i + 1 in relu_in:  # tighten by back-substitution (diff_crown)
+                box = _symbolic(pt, student, pair, i + 1, None, 1.0, lo, hi, vt, vs, d, box)
             d.append(box)
         dl, du = d[teacher.output]
         if H is not None and not fold:  # the head over the box of the logit difference
             c, r = (du + dl) / 2, (du - dl) / 2
             mid, rad = c @ H.T, r @ H.abs().T
             dl, du = widen(pt, mid - rad, mid + rad, (c.abs() + r) @ H.abs().T)
+        if symbolic:
+            rows = torch.eye(teacher.n_classes, dtype=dtype, device=device) if H is None else H
+            dl, du = _symbolic(pt, student, pair, teacher.output, last, kappa, lo, hi, vt, vs, d,
+                               (dl, du), rows)  # fmt: skip
     return dl, du
+
+
+def _symbolic(pt, student, pair, target, kappa_node, kappa, lo, hi, vt, vs, d, box, rows=None):
+    """``box`` (bounds of rows @ d(target), rows default the identity) intersected with the
+    back-substituted ones."""
+    B = lo.shape[0]
+    if rows is None:
+        rows = torch.eye(box[0].shape[1], dtype=lo.dtype, device=lo.device)
+    C = torch.cat([rows, -rows])[None].expand(B, -1, -1)
+    lb = diff_lower(pt, student, pair, target, C, lo, hi, vt, vs, d, kappa_node, kappa)
+    R = rows.shape[0]
+    return torch.maximum(box[0], lb[:, :R]), torch.minimum(box[1], -lb[:, R:])
