@@ -224,6 +224,22 @@ def _reaches(P: _Problem, x) -> torch.Tensor:
     return ((~sat[:, None, :]) & P.member[None]).any(2).logical_not().any(1)
 
 
+def dedup(C, b, owner):
+    """Atoms that appear in several disjuncts (same row, same bound) once, with a (K, S)
+    membership matrix; ``owner`` may already be one."""
+    C, b, owner = np.asarray(C, np.float64), np.asarray(b, np.float64), np.asarray(owner)
+    if owner.ndim == 2:
+        return C, b, owner
+    _, first, inverse = np.unique(np.column_stack([C, b]), axis=0, return_index=True,
+                                  return_inverse=True)  # fmt: skip
+    inverse = inverse.reshape(-1)
+    if len(first) == len(b):
+        return C, b, owner
+    member = np.zeros((int(owner.max()) + 1, len(first)), dtype=bool)
+    member[owner, inverse] = True
+    return C[first], b[first], member
+
+
 def bab(net: Network, lo, hi, pre: dict, C, b, owner, deadline: float,
         confirm: Callable[[np.ndarray], object],
         opts: BabOptions = DEFAULT) -> BabResult:  # fmt: skip
@@ -233,6 +249,7 @@ def bab(net: Network, lo, hi, pre: dict, C, b, owner, deadline: float,
     sound root bounds (flat) of every ReLU input (e.g. alpha-CROWN's); ``confirm(x)``
     re-checks a candidate input (flat float64) and returns something true for a real
     counterexample, None otherwise."""
+    C, b, owner = dedup(C, b, owner)
     P = _Problem(net, lo, hi, pre, C, b, owner, opts)
     P.deadline = deadline
     if opts.refresh:
@@ -261,7 +278,9 @@ def bab(net: Network, lo, hi, pre: dict, C, b, owner, deadline: float,
             heapq.heappush(heap, (float(key[d]), next(rank), item))
         return None
 
-    found = visit(_root(P), opts.root_iters)
+    root = _root(P)
+    P.set_groups(root.alpha, root.beta)
+    found = visit(root, opts.root_iters)
     per_domain = 0.0  # seconds per child bounded, measured: batches shrink near the deadline
     while found is None and heap:
         left = deadline - time.perf_counter()

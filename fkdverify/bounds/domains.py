@@ -108,6 +108,7 @@ class _Problem:
         self.f32 = TorchNet(net, self.p32.dtype)
         self.deadline = float("inf")
         self.slopes: dict = {}  # root_slopes(), once the deadline is known
+        self.groups: list | None = None  # set_groups()
 
     def per_layer(self, t) -> dict:
         spans = zip(self.vs, self.offsets[:-1], self.sizes, strict=True)
@@ -233,16 +234,62 @@ class _Problem:
     def lower(self, p: Prop, split, l, u, alpha, beta, relu_out=None, input_coef=None,
               parts: tuple | None = None):  # fmt: skip
         """Lower bounds (D, S) of the atoms' c . y on the domains; ``parts``: ``relax_parts``
-        of (split, l, u) in p's dtype, if already computed."""
+        of (split, l, u) in p's dtype, if already computed. Atoms of different ``groups``
+        (e.g. rows of one network of a product each) are bounded in separate passes, each
+        through only the part of the network its rows reach."""
         dt = p.dtype
-        D, S = split.shape[0], self.C.shape[0]
         alpha, beta = alpha.to(dt), beta.to(dt)
         parts = parts if parts is not None else self.relax_parts(split, l, u, dt)
+        if self.groups is None:
+            return self._lower_rows(p, self.C, parts, alpha, beta, relu_out, input_coef)
+        D, S = split.shape[0], self.C.shape[0]
+        lb = torch.empty(D, S, dtype=dt, device=alpha.device)
+        outs, coefs = [], []
+        for g in self.groups:
+            ro: dict | None = {} if relu_out is not None else None
+            ic: list | None = [] if input_coef is not None else None
+            lb[:, g] = self._lower_rows(p, self.C[g], parts, alpha[:, g], beta[:, g], ro, ic)
+            outs.append(ro)
+            coefs.append(ic)
+        if relu_out is not None:  # the groups' coefficients, back in row order
+            for v, n in zip(self.vs, self.sizes, strict=True):
+                if any(v in ro for ro in outs):
+                    full = lb.new_zeros(D, S, n)
+                    for g, ro in zip(self.groups, outs, strict=True):
+                        if v in ro:
+                            full[:, g] = ro[v]
+                    relu_out[v] = full
+        if input_coef is not None:
+            full = None
+            for g, ic in zip(self.groups, coefs, strict=True):
+                if ic[0] is not None:
+                    full = lb.new_zeros(D, S, ic[0].shape[-1]) if full is None else full
+                    full[:, g] = ic[0]
+            input_coef.append(full)
+        return lb
+
+    def _lower_rows(self, p: Prop, C, parts, alpha, beta, relu_out, input_coef):
+        D = parts[0].shape[0]
         pre = self.relaxations(parts, alpha)
         extra = self.per_layer(-beta * parts[-1])
-        A = self.C.to(dt).expand(D, S, -1)
-        lo, hi = self.lo.to(dt).expand(D, -1), self.hi.to(dt).expand(D, -1)
+        A = C.to(p.dtype).expand(D, C.shape[0], -1)
+        lo, hi = self.lo.to(p.dtype).expand(D, -1), self.hi.to(p.dtype).expand(D, -1)
         return crown_lower(p, self.net.output, A, lo, hi, pre, None, input_coef, extra, relu_out)
+
+    def set_groups(self, alpha, beta) -> None:
+        """Group the atoms by the ReLU layers their rows reach (one root pass): rows of a
+        product's two networks are then bounded apart (``lower``)."""
+        self.groups = None
+        ro: dict = {}
+        split = torch.zeros(1, self.N, dtype=torch.int8)
+        with torch.no_grad():
+            self.lower(self.p64, split, self.l, self.u, alpha, beta, relu_out=ro)
+        sig: dict = {}
+        for r in range(self.C.shape[0]):
+            key = tuple(bool(ro[v][0, r].any()) if v in ro else False for v in self.vs)
+            sig.setdefault(key, []).append(r)
+        if len(sig) > 1:
+            self.groups = [torch.tensor(rows) for rows in sig.values()]
 
     def ruled(self, lb):
         """(D, K) disjuncts ruled out: some atom of each has lb > b."""

@@ -150,3 +150,36 @@ def test_options_are_checked():
         BabOptions(batch=0)
     with pytest.raises(InputError):
         BabOptions(opt_precision="float16")
+
+
+def test_shared_atoms_are_bounded_once_and_product_rows_apart(tmp_path):
+    """An atom repeated across disjuncts is kept once (membership matrix); rows of the two
+    networks of a product fall in separate groups; the lower bounds equal the one-pass ones."""
+    from fkdverify.bounds.bab import dedup
+    from fkdverify.net.product import product
+
+    C = np.array([[1.0, 0], [0, 1], [1.0, 0], [0, -1]])
+    b = np.array([0.0, 1, 0, 2])
+    Cu, bu, member = dedup(C, b, np.array([0, 0, 1, 1]))
+    assert len(Cu) == 3 and member.shape == (2, 3) and member.sum() == 4
+    # the shared row [1, 0] <= 0 serves both disjuncts
+    k = [i for i in range(3) if (Cu[i] == [1, 0]).all() and bu[i] == 0][0]
+    assert member[:, k].all()
+
+    t = import_onnx(random_mlp(tmp_path / "t.onnx", [4, 12, 12, 3], seed=1))
+    s = import_onnx(random_mlp(tmp_path / "s.onnx", [4, 10, 3], seed=2))
+    P_net = product(t, s)[0]
+    lo, hi = np.full(4, -0.3), np.full(4, 0.3)
+    root = network_bounds(P_net, lo, hi, "crown")
+    rows = np.zeros((4, 6))
+    rows[0, 0] = rows[1, 1] = rows[2, 3] = rows[3, 5] = 1.0  # two teacher rows, two student
+    P = _Problem(P_net, lo, hi, root.pre, rows, np.zeros(4), np.arange(4), BabOptions())
+    B = _root(P)
+    split = torch.zeros(1, P.N, dtype=torch.int8)
+    one = P.lower(P.p64, split, P.l, P.u, B.alpha, B.beta)
+    P.set_groups(B.alpha, B.beta)
+    assert P.groups is not None and sorted(len(g) for g in P.groups) == [2, 2]
+    ro, ic = {}, []
+    two = P.lower(P.p64, split, P.l, P.u, B.alpha, B.beta, ro, ic)
+    assert torch.allclose(one, two, atol=1e-12)
+    assert ic[0].shape == (1, 4, 4) and all(r.shape[1] == 4 for r in ro.values())
