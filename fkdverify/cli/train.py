@@ -65,9 +65,13 @@ def train_teacher(**kw):
 @click.option("--teacher", "teacher", required=True, type=click.Path(dir_okay=False),
               help="Teacher ONNX file.")  # fmt: skip
 @click.option(
-    "--method", type=click.Choice(["kd", "ard", "rslad", "iad", "faithful"]), default="faithful",
-    show_default=True, help="Distillation method.",
+    "--method", type=click.Choice(["kd", "ard", "rslad", "iad", "faithful", "certified-kd"]),
+    default="faithful", show_default=True,
+    help="Distillation method (certified-kd: KD + CROWN-IBP on the student).",
 )  # fmt: skip
+@click.option("--ramp", type=float, default=0.5, show_default=True,
+              help="certified-kd and faithful with --bound-weight: fraction of the run over "
+              "which the bound term's eps ramps up.")  # fmt: skip
 @click.option("--temperature", type=float, help="Softmax temperature (default: the paper's).")
 @click.option("--alpha", type=float, help="Weight of the soft term (KD, ARD, faithful).")
 @click.option("--delta", type=float, default=0.05, show_default=True,

@@ -78,3 +78,9 @@ def certified_loss(z, worst, y, kappa: float) -> torch.Tensor:
     kappa CE(z, y) + (1 - kappa) CE(worst, y), where ``worst`` holds upper bounds of
     z_j - z_y over the ball (0 at j = y): the CE of the worst-case logits."""
     return kappa * F.cross_entropy(z, y) + (1 - kappa) * F.cross_entropy(worst, y)
+
+
+def certified_kd_loss(kd: torch.Tensor, worst, y, kappa: float) -> torch.Tensor:
+    """Certified KD (a baseline): kappa KD + (1 - kappa) CE(worst, y), ``kd`` the KD loss on
+    the clean input, ``worst`` as for ``certified_loss``."""
+    return kappa * kd + (1 - kappa) * F.cross_entropy(worst, y)

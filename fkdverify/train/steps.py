@@ -15,7 +15,9 @@ from .adversary import ball, pgd
 from .ibp import margin_lower_bounds, worst_logits
 
 TEACHER_METHODS = ("standard", "pgd", "ibp", "crown-ibp")
-STUDENT_METHODS = ("kd", "ard", "rslad", "iad", "faithful")
+STUDENT_METHODS = ("kd", "ard", "rslad", "iad", "faithful", "certified-kd")
+# students whose loss has a bound term: its epsilon ramps up (Batch.progress), PGD's does not
+RAMPED_STUDENTS = ("certified-kd",)
 
 
 @dataclass
@@ -23,8 +25,8 @@ class Batch:
     x: torch.Tensor  # (B, C, H, W) in [0, 1]
     y: torch.Tensor  # (B,)
     gen: torch.Generator
-    eps: float  # the epsilon of this step (ramped for certified training)
-    progress: float  # fraction of the ramp done, in [0, 1]
+    eps: float  # the epsilon of this step (ramped for certified teachers)
+    progress: float  # fraction of the ramp done, in [0, 1] (students: of their bound term)
 
 
 def _rows_kl(target, logits, t=1.0):
@@ -54,6 +56,12 @@ def student_step(method: str, model, teacher, b: Batch, opts, teacher_bounds=Non
     steps = opts.pgd_steps
     if method == "kd":
         return L.kd_loss(zs, zt, y, opts.temp("kd"), opts.weight("kd")), zs
+    if method == "certified-kd":  # the baseline that separates certified training from
+        # faithful distillation: KD on the clean input + CROWN-IBP on the student alone
+        lo, hi = ball(x, b.eps * b.progress)
+        worst = worst_logits(model, lo, hi, y, 1.0 - b.progress)
+        kd = L.kd_loss(zs, zt, y, opts.temp("kd"), opts.weight("kd"))
+        return L.certified_kd_loss(kd, worst, y, kappa=1.0 - 0.5 * b.progress), zs
     if method == "ard":
         t = opts.temp("ard")
         xa = pgd(lambda v: _rows_kl(zt, model(v), t), x, b.eps, steps, b.gen)
@@ -71,8 +79,8 @@ def student_step(method: str, model, teacher, b: Batch, opts, teacher_bounds=Non
         with torch.no_grad():
             zt_g = teacher(xg)
         gap_hi = None
-        if opts.bound_weight > 0:
-            lo, hi = ball(x, b.eps)
+        if opts.bound_weight > 0:  # the sound gap term, its epsilon ramped up
+            lo, hi = ball(x, b.eps * b.progress)
             s_lo = margin_lower_bounds(model, lo, hi, y)
             p_s_lo = torch.sigmoid(-torch.logsumexp(-s_lo, 1))
             gap_hi = teacher_bounds(lo, hi, y) - p_s_lo

@@ -19,6 +19,7 @@ from ..errors import InputError
 from .adversary import pgd
 from .arch import build, parse_arch, to_network
 from .steps import (
+    RAMPED_STUDENTS,
     STUDENT_METHODS,
     TEACHER_METHODS,
     Batch,
@@ -126,7 +127,9 @@ def lr_at(opts: TrainOptions, step: int, total: int) -> float:
 def ramp_at(opts: TrainOptions, step: int, total: int) -> float:
     """Certified training: fraction of eps reached, 0 for the first 10% of the run, then a
     linear ramp over ``ramp`` of it (Gowal et al. 2018); PGD and students use eps at once."""
-    if opts.method not in ("ibp", "crown-ibp"):
+    ramped = opts.method in ("ibp", "crown-ibp", *RAMPED_STUDENTS) or (
+        opts.method == "faithful" and opts.bound_weight > 0)  # fmt: skip
+    if not ramped:
         return 1.0
     start, length = 0.1 * total, max(opts.ramp * total, 1)
     return float(min(max((step - start) / length, 0.0), 1.0))
@@ -175,7 +178,8 @@ def train(opts: TrainOptions, bar=None) -> TrainResult:
                 g["lr"] = lr_at(opts, step, total)
             idx = order[b * opts.batch_size : (b + 1) * opts.batch_size].to(opts.device)
             frac = ramp_at(opts, step, total)
-            batch = Batch(x_tr[idx], y_tr[idx], _step_gen(opts, epoch, b), opts.eps * frac, frac)
+            eps = opts.eps * frac if opts.role == "teacher" else opts.eps  # students: see steps
+            batch = Batch(x_tr[idx], y_tr[idx], _step_gen(opts, epoch, b), eps, frac)
             if opts.role == "teacher":
                 loss, z = teacher_step(opts.method, model, batch, opts)
             else:

@@ -71,3 +71,9 @@ def test_certified_by_hand():
     # kappa CE((0, 0), 0) + (1 - kappa) CE((0, ln 3), 0) = 0.5 ln 2 + 0.5 ln 4
     v = L.certified_loss(t([0.0, 0.0]), t([0.0, LN3]), Y0, kappa=0.5)
     assert v.item() == pytest.approx(0.5 * math.log(2) + 0.5 * math.log(4), abs=1e-9)
+
+
+def test_certified_kd_by_hand():
+    # kappa KD + (1 - kappa) CE((0, ln 3), 0) = 0.5 * 0.7 + 0.5 ln 4
+    v = L.certified_kd_loss(torch.tensor(0.7, dtype=torch.float64), t([0.0, LN3]), Y0, kappa=0.5)
+    assert v.item() == pytest.approx(0.5 * 0.7 + 0.5 * math.log(4), abs=1e-9)

@@ -80,7 +80,7 @@ def test_resume_after_interruption_gives_the_same_weights(data, tmp_path, monkey
         assert onnx.numpy_helper.to_array(ta).tobytes() == onnx.numpy_helper.to_array(tb).tobytes()
 
 
-@pytest.mark.parametrize("method", ["kd", "ard", "rslad", "iad", "faithful"])
+@pytest.mark.parametrize("method", ["kd", "ard", "rslad", "iad", "faithful", "certified-kd"])
 def test_every_student_method_trains(data, tmp_path, method):
     teacher = train(_opts(data, tmp_path, out=str(tmp_path / "t.onnx"), train_limit=3000))
     opts = _opts(
@@ -135,3 +135,17 @@ def test_cli_train_then_certify_reads_the_metadata(data, tmp_path):
     r = cli("train", "student", "--teacher", tmp_path / "none.onnx", "--arch", "mlp:16",
             "--out", s, *common)  # fmt: skip
     assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_bound_terms_ramp_their_epsilon_and_pgd_does_not():
+    from fkdverify.train.trainer import TrainOptions, ramp_at
+
+    def opts(**kw):
+        return TrainOptions(role="student", dataset="mnist", arch="mlp:8", out="s.onnx",
+                            teacher="t.onnx", eps=0.1, **kw)  # fmt: skip
+
+    assert ramp_at(opts(method="certified-kd"), 0, 100) == 0.0
+    assert ramp_at(opts(method="faithful", bound_weight=1.0), 0, 100) == 0.0
+    assert ramp_at(opts(method="faithful"), 0, 100) == 1.0  # no bound term: nothing to ramp
+    assert ramp_at(opts(method="kd"), 0, 100) == 1.0
+    assert ramp_at(opts(method="certified-kd"), 100, 100) == 1.0
