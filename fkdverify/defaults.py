@@ -12,6 +12,9 @@ CERTIFY_METHOD = Method.AUTO.value  # milp where the exact MILP fits, else alpha
 AUTO_MILP_RELUS = 4000  # auto: the exact MILP for dense pairs up to this many ReLUs
 SOLVER = Solver.HIGHS.value
 CERTIFY_TIMEOUT = 60.0  # seconds per point
+# share of a point's time that the full attack may use where the bounds leave it open: it
+# restarts (new seeds, class pairs the bounds allow) until a disagreement or the share is spent
+ATTACK_SHARE = 0.1
 GAP_SIGN = GapSign.TEACHER_MINUS_STUDENT.value
 TOL = 1e-3  # Delta_hi - Delta_lo that counts as exact
 TAU = 1e-4  # proof margin on logit differences (>> solver feasibility tolerance)

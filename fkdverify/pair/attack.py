@@ -67,22 +67,24 @@ def _pgd(f, x, lo, hi, steps, step):
 
 
 def attack_disagreement(tnet, snet, x0, lo, hi, c: int, k: int, opts=AttackOptions(),
-                        targets=None):  # fmt: skip
+                        targets=None, pairs=None):  # fmt: skip
     """Candidate inputs (M, n) where teacher and student argmaxes differ, best first.
 
     Objectives: for every class j != c (or j in ``targets``), make the student pick j while
     the teacher keeps c, and the teacher pick j while the student keeps c: maximise
-    min(both margins)."""
+    min(both margins); or, given ``pairs`` [(a, b)], make the teacher pick a and the student
+    b (a margin loss on the pair, for disagreements where neither keeps c)."""
     dtype = _dtype(tnet)
     gen = torch.Generator().manual_seed(opts.seed)
-    others = [j for j in (range(k) if targets is None else targets) if j != c]
+    if pairs is None:
+        others = [j for j in (range(k) if targets is None else targets) if j != c]
+        pairs = [p for j in others for p in ((c, j), (j, c))]
     xs, targets_t, targets_s = [], [], []
-    for j in others:
-        for tt, ss in ((c, j), (j, c)):
-            s, lo_t, hi_t = _starts(x0, lo, hi, opts.restarts, gen, dtype)
-            xs.append(s)
-            targets_t += [tt] * len(s)
-            targets_s += [ss] * len(s)
+    for tt, ss in pairs:
+        s, lo_t, hi_t = _starts(x0, lo, hi, opts.restarts, gen, dtype)
+        xs.append(s)
+        targets_t += [tt] * len(s)
+        targets_s += [ss] * len(s)
     x = torch.cat(xs)
     kt, ks = torch.tensor(targets_t), torch.tensor(targets_s)
 

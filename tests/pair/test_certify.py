@@ -217,3 +217,22 @@ def test_shifted_bias_student_disagrees_and_is_rechecked(tmp_path, seed):
         picks = [int(ort.InferenceSession(p).run(None, {"x": cex[None].astype(np.float32)})[0]
                      .argmax()) for p in (t, s)]  # fmt: skip
         assert picks[0] != picks[1]
+
+
+def test_attack_finds_disagreements_where_neither_network_keeps_c(tmp_path):
+    """Teacher z = (-10, x0, 0.5), student z = (-10, 0.5, x0): they disagree wherever
+    x0 != 0.5 and neither ever picks class 0. Aiming at "one network keeps c" finds nothing;
+    the margin loss on the pairs (a, b) does."""
+    from tests.builders import mlp_onnx
+
+    eye = (np.eye(2), np.zeros(2))
+    wt = np.array([[0.0, 0], [1, 0], [0, 0]])
+    t = mlp_onnx(tmp_path / "t.onnx", [eye, (wt, np.array([-10.0, 0, 0.5]))])
+    s = mlp_onnx(tmp_path / "s.onnx", [eye, (wt[[0, 2, 1]], np.array([-10.0, 0.5, 0]))])
+    ctx = ctx_of(t, s)
+    x0 = np.array([0.7, 0.5])
+    f, cex = certify_point(ctx, x0, 0, CertifyOptions(eps=0.05, method="attack",
+                                                      prop="agreement"))  # fmt: skip
+    assert f.agreement == "disagree" and cex is not None
+    zt, zs = evaluate(ctx.teacher, cex)[0], evaluate(ctx.student, cex)[0]
+    assert zt.argmax() != zs.argmax() and 0 not in (zt.argmax(), zs.argmax())

@@ -8,11 +8,13 @@ from dataclasses import replace
 
 import numpy as np
 
+from ... import defaults as D
 from ...words import Verdict
 from ..attack import attack_disagreement, attack_gap, likeliest
 from ..context import PairContext
 from ..options import CertifyOptions
 from ..recheck import gap_witness
+from ..rows import candidates
 from ..state import Finding, PointState, Question, agreement_open, wants_gap
 
 CANDIDATES = 5  # disagreement candidates re-checked per point, best first
@@ -33,15 +35,35 @@ def _one(ctx: PairContext, q: Question, st: PointState, opts: CertifyOptions, qu
         a = replace(a, steps=a.quick_steps, restarts=0)
     out = []
     if agreement_open(st, opts):
-        cands = attack_disagreement(ctx.tnet32, ctx.snet32, q.x, q.lo, q.hi, q.cls, ctx.k, a,
-                                    targets)  # fmt: skip
-        for cand in cands[:CANDIDATES]:
-            if ctx.referee.disagreement(cand, q.clo, q.chi):
-                x = np.clip(cand, q.clo, q.chi)
-                out.append(Finding(how="attack", agreement=Verdict.DISAGREE, cex=x))
-                break
+        x = _disagreement(ctx, q, st, opts, a, targets, quick, t0)
+        if x is not None:
+            out.append(Finding(how="attack", agreement=Verdict.DISAGREE, cex=x))
     if wants_gap(opts):
         xg, _ = attack_gap(ctx.tnet32, ctx.snet32, q.x, q.lo, q.hi, q.cls, opts.gap_sign, a)
         out.append(gap_witness(ctx.referee, q, xg, opts.gap_sign, "attack"))
     out.append(Finding(how="attack", times=(("attack", time.perf_counter() - t0),)))
     return out
+
+
+def _disagreement(ctx, q, st, opts, a, targets, quick, t0):
+    """A re-checked disagreement or None. The full attack (after the bounds) first aims at
+    one network keeping c, then restarts with new seeds and at the class pairs (a, b) the
+    bounds still allow, until ``ATTACK_SHARE`` of the point's time is spent."""
+    rounds = 0
+    while True:
+        pairs = None
+        if rounds % 2 == 1:  # every other round: the pairs (a, b) the bounds allow (all
+            ct = cs = list(range(ctx.k))  # pairs before any bounds)
+            if st.pair_ub is not None:
+                ub_t, ub_s = ctx.split(st.pair_ub)
+                ct, cs = candidates(ub_t, ctx.k, -opts.tau), candidates(ub_s, ctx.k, -opts.tau)
+            pairs = [(p, r) for p in ct for r in cs if p != r] or None
+        cands = attack_disagreement(ctx.tnet32, ctx.snet32, q.x, q.lo, q.hi, q.cls, ctx.k,
+                                    replace(a, seed=a.seed + rounds), targets, pairs)  # fmt: skip
+        for cand in cands[:CANDIDATES]:
+            if ctx.referee.disagreement(cand, q.clo, q.chi):
+                return np.clip(cand, q.clo, q.chi)
+        rounds += 1
+        spent = time.perf_counter() - t0
+        if quick or spent * (rounds + 1) / rounds > D.ATTACK_SHARE * opts.timeout:
+            return None
