@@ -87,6 +87,7 @@ def values(enum) -> tuple[str, ...]:
 
 
 BOUND_METHODS = (Method.IBP.value, Method.CROWN.value, Method.ALPHA_CROWN.value)
+EXPORT_FORMS = ("product", "robust")  # export: the product network, or one spec per network
 CERTIFY_METHODS = (Method.AUTO.value, Method.ATTACK.value, *BOUND_METHODS, Method.MILP.value,
                    Method.BAB.value)  # fmt: skip
 VERIFY_METHODS = (Method.ATTACK.value, *BOUND_METHODS, Method.MILP.value, Method.BAB.value)

@@ -13,6 +13,7 @@ from ..words import (
     CERTIFY_METHODS,
     CLASS_MODES,
     DEVICES,
+    EXPORT_FORMS,
     GAP_SIGNS,
     POINT_MODES,
     PRECISIONS,
@@ -195,6 +196,10 @@ def summary(results) -> str:
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Directory for <name>.onnx and <name>.vnnlib.")  # fmt: skip
 @click.option("--name", help="File stem (default: <student>_<index>_<property>).")
+@choice("--form", EXPORT_FORMS, "product",
+        "product: one graph of both networks and the property's violation; robust: each "
+        "network alone with a standard robustness spec at class c (robust agreement when "
+        "both are unsat; use --class teacher).")  # fmt: skip
 def export(teacher, student, **kw):
     """Write the product network (one ONNX graph) and a VNN-LIB file stating the violation of
     the property around test point INDEX, for any VNN-COMP verifier or `fkdverify verify`."""
@@ -224,8 +229,8 @@ def export(teacher, student, **kw):
     meta = {"fkd.teacher": teacher, "fkd.student": student, "fkd.index": i, "fkd.class": cls,
             "fkd.dataset": ds.name}  # fmt: skip
     paths = export_pair(t, s, x0, kw["eps"], cls, kw["out"], kw["prop"], kw["delta"],
-                        kw["gap_sign"], name, meta)  # fmt: skip
-    click.echo(f"point {i} (class {cls}), eps {kw['eps']}: wrote {paths[0]} and {paths[1]}")
+                        kw["gap_sign"], name, meta, form=kw["form"])  # fmt: skip
+    click.echo(f"point {i} (class {cls}), eps {kw['eps']}: wrote {', '.join(paths)}")
     if kw["prop"] != "agreement":
         click.echo("note: the graph ends in Softmax outputs; `fkdverify verify` reads only the "
                    "agreement export (use `certify --property gap` for the gap)")  # fmt: skip

@@ -1,6 +1,9 @@
-"""Write a canonical :class:`Network` as an ONNX graph (opset 13, float32 weights, batch 1),
-with string metadata. The inverse of ``onnx_import``: importing the file gives the same network
-up to float32 rounding of the weights."""
+"""Write a canonical :class:`Network` as an ONNX graph (opset 13, float32 weights), with
+string metadata. The inverse of ``onnx_import``: importing the file gives the same network up
+to float32 rounding of the weights. Where the network's shapes carry a leading batch
+dimension of 1, the graph is batch-agnostic: that dimension is symbolic ("batch") on the
+input and output and -1 in every Reshape, so verifiers that evaluate many inputs at once
+(alpha-beta-CROWN's attack) read it as it is."""
 
 from __future__ import annotations
 
@@ -23,15 +26,16 @@ def to_onnx(net: Network, meta: dict | None = None, name: str = "fkdverify") -> 
 
     def shape_const(shape) -> str:
         n = f"shape_{len(inits)}"
-        inits.append(numpy_helper.from_array(np.asarray(shape, np.int64), n))
+        inits.append(numpy_helper.from_array(np.asarray(_any_batch(shape), np.int64), n))
         return n
 
     def flat(v: int) -> str:
-        """Value v as (1, size)."""
+        """Value v as (batch, size)."""
         if len(net.shape_of(v)) == 2 and net.shape_of(v)[0] == 1:
             return names[v]
         out = f"{names[v]}_flat"
-        nodes.append(helper.make_node("Reshape", [names[v], shape_const([1, -1])], [out]))
+        nodes.append(helper.make_node("Reshape", [names[v], shape_const([1, net.size_of(v)])],
+                                      [out]))  # fmt: skip
         return out
 
     for i, node in enumerate(net.nodes):
@@ -73,8 +77,8 @@ def to_onnx(net: Network, meta: dict | None = None, name: str = "fkdverify") -> 
     graph = helper.make_graph(
         nodes,
         name,
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(net.input_shape))],
-        [helper.make_tensor_value_info(y, TensorProto.FLOAT, out_shape)],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, _symbolic(net.input_shape))],
+        [helper.make_tensor_value_info(y, TensorProto.FLOAT, _symbolic(out_shape))],
         inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
@@ -84,6 +88,18 @@ def to_onnx(net: Network, meta: dict | None = None, name: str = "fkdverify") -> 
         model.metadata_props.append(onnx.StringStringEntryProto(key=str(k), value=str(v)))
     onnx.checker.check_model(model)
     return model
+
+
+def _any_batch(shape) -> list:
+    """A Reshape target with its leading batch dimension of 1 (if any) as -1."""
+    shape = [int(d) for d in shape]
+    return [-1, *shape[1:]] if len(shape) >= 2 and shape[0] == 1 else shape
+
+
+def _symbolic(shape) -> list:
+    """A value's declared shape with its leading batch dimension of 1 (if any) symbolic."""
+    shape = [int(d) for d in shape]
+    return ["batch", *shape[1:]] if len(shape) >= 2 and shape[0] == 1 else shape
 
 
 def save_onnx(net: Network, path: str, meta: dict | None = None) -> str:

@@ -82,3 +82,56 @@ def test_bad_export_arguments(tmp_path, data, capsys):
     assert main([*base, "--eps", "0.1", "--index", "-1"]) == 2
     assert "--index -1 is outside the test set" in capsys.readouterr().err
     assert main([*base, "--eps", "-1", "--index", "0"]) == 2
+
+
+def test_export_is_batch_agnostic(tmp_path, data):
+    """A batch of 3 through the exported product equals 3 single runs (onnxruntime)."""
+    code = main(["export", T, S, "--eps", "0.05", "--index", "3", "--out", str(tmp_path),
+                 "--data-dir", str(data)])  # fmt: skip
+    assert code == 0
+    s = ort.InferenceSession(str(tmp_path / "mnist_student_kd_3_agreement.onnx"))
+    inp = s.get_inputs()[0]
+    assert not isinstance(inp.shape[0], int)  # a symbolic batch dimension
+    xs = np.random.default_rng(0).random((3, *inp.shape[1:])).astype(np.float32)
+    batch = s.run(None, {inp.name: xs})[0]
+    singles = np.concatenate([s.run(None, {inp.name: x[None]})[0] for x in xs])
+    assert batch.shape[0] == 3 and np.allclose(batch, singles, atol=1e-6)
+
+
+def test_robust_form_decides_like_certify(tmp_path, data):
+    """--form robust: each network alone with a robustness spec at the teacher's class; both
+    unsat by verify exactly where certify proves robust agreement."""
+    from fkdverify.api import verify
+    from fkdverify.vnnlib.verify import VerifyOptions
+
+    code = main(["export", T, S, "--eps", "0.01", "--index", "0", "--form", "robust", "--class",
+                 "teacher", "--out", str(tmp_path), "--data-dir", str(data)])  # fmt: skip
+    assert code == 0
+    res = []
+    for who in ("teacher", "student"):
+        stem = tmp_path / f"mnist_student_kd_0_agreement_{who}"
+        spec = read_vnnlib(str(stem) + ".vnnlib")
+        assert spec.n_out == 10 and len(spec.disjuncts) == 9
+        res.append(verify(str(stem) + ".onnx", str(stem) + ".vnnlib",
+                          VerifyOptions(method="milp", timeout=30)).result)  # fmt: skip
+    assert res == ["unsat", "unsat"]  # both robust at eps 0.01 on point 0
+    assert (
+        main(
+            [
+                "export",
+                T,
+                S,
+                "--eps",
+                "0.01",
+                "--index",
+                "0",
+                "--form",
+                "robust",
+                "--out",
+                str(tmp_path),
+                "--data-dir",
+                str(data),
+            ]
+        )
+        != 0
+    )  # nothing overwritten
