@@ -18,14 +18,15 @@ ATTACK_ROWS = 48  # PGD rows (starts x disjuncts) per step
 
 
 def spec_attack(net: Network, spec: Spec, checker: Checker, opts, deadline: float,
-            starts: np.ndarray | None = None):  # fmt: skip
+            starts: np.ndarray | None = None, round_: int = 0):  # fmt: skip
     """PGD toward the disjuncts that come closest at the box centre (rows: starts x
     disjuncts, at most ``ATTACK_ROWS``), descending the hinge sum of the atoms' violations
     sum_j max(0, a_j . y - b_j + margin). Returns (confirmed (x32, y) or None, {disjunct:
     smallest worst-atom violation reached}) - the latter orders the MILPs. ``starts`` (R, n)
-    replaces the default starts (the centre and ``attack_restarts`` random points)."""
+    replaces the default starts (the centre and ``attack_restarts`` random points). Round r
+    > 0 (a restart) takes new random starts and the next group of disjuncts in that order."""
     f = TorchNet(net, torch.float32)
-    gen = torch.Generator().manual_seed(opts.seed)
+    gen = torch.Generator().manual_seed(opts.seed + round_)
     lo = torch.as_tensor(spec.lo, dtype=torch.float32)
     hi = torch.as_tensor(spec.hi, dtype=torch.float32)
     R = opts.attack_restarts + 1 if starts is None else len(starts)
@@ -39,7 +40,10 @@ def spec_attack(net: Network, spec: Spec, checker: Checker, opts, deadline: floa
     centre = ((lo + hi) / 2)[None]
     with torch.no_grad():
         v0 = (torch.einsum("kmo,o->km", A, f(centre)[0]) - b).max(1).values
-    keep = torch.argsort(v0)[: max(1, ATTACK_ROWS // R)]
+    per = max(1, ATTACK_ROWS // R)
+    order = torch.argsort(v0)
+    first = (round_ * per) % len(order)
+    keep = torch.cat([order, order])[first : first + min(per, len(order))]
     A, b = A[keep], b[keep]
     K = len(keep)
     if starts is None:

@@ -120,8 +120,14 @@ def verify(net: Network, path: str, spec: Spec, opts: VerifyOptions = VerifyOpti
     found, closest = _attack(net, spec, checker, opts, deadline)  # cheap; every method profits
     if found is not None:
         return done(SAT, "attack", found)
-    if opts.method == "attack":
-        return done(UNKNOWN, "", note="attack only: no counterexample found")
+    if opts.method == "attack":  # attack only: restarts until the time limit
+        rounds = 1
+        while found is None and time.perf_counter() < deadline:
+            found, _ = _attack(net, spec, checker, opts, deadline, None, rounds)
+            rounds += 1
+        if found is not None:
+            return done(SAT, "attack", found)
+        return done(UNKNOWN, "", note=f"attack only: no counterexample in {rounds} rounds")
     if time.perf_counter() > deadline:
         return done(TIMEOUT, "")
     bmethod = opts.method if opts.method not in COMPLETE else opts.milp_bounds
@@ -135,6 +141,10 @@ def verify(net: Network, path: str, spec: Spec, opts: VerifyOptions = VerifyOpti
     sel = np.isin(owner, open_k)
     starts = _vertices(net, spec, bounds, rows[sel, :-1])
     found, _ = _attack(net, spec, checker, opts, deadline, starts)
+    rounds = 1  # restarts (new seeds, the next disjuncts) up to ATTACK_SHARE of the time
+    while found is None and time.perf_counter() - t0 < D.ATTACK_SHARE * opts.timeout:
+        found, _ = _attack(net, spec, checker, opts, deadline, None, rounds)
+        rounds += 1
     if found is not None:
         return done(SAT, "attack", found)
     if opts.method not in COMPLETE:
