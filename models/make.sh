@@ -13,6 +13,12 @@ for ds in mnist fashion-mnist; do
 done
 # a certified teacher (CROWN-IBP): certified robust accuracy in models/README.md
 $T teacher --dataset mnist --data-dir $D --arch mlp:256,256 --method crown-ibp --eps 0.1 --epochs 40 --ramp 0.4 --seed 0 --out models/mnist_teacher_crownibp.onnx --quiet
+# students of the certified teacher (mlp:128,128, 20 epochs): KD, certified KD (KD + CROWN-IBP
+# on the student), faithful with the sound gap term (its eps ramped over 40% of the run)
+CT=models/mnist_teacher_crownibp.onnx
+$T student --teacher $CT --method kd --dataset mnist --data-dir $D --arch mlp:128,128 --eps 0.1 --epochs 20 --seed 0 --out models/mnist_crownibp_student_kd.onnx --quiet
+$T student --teacher $CT --method certified-kd --dataset mnist --data-dir $D --arch mlp:128,128 --eps 0.1 --epochs 20 --seed 0 --ramp 0.4 --out models/mnist_crownibp_student_certified-kd.onnx --quiet
+$T student --teacher $CT --method faithful --dataset mnist --data-dir $D --arch mlp:128,128 --eps 0.1 --epochs 20 --seed 0 --bound-weight 1.0 --ramp 0.4 --out models/mnist_crownibp_student_faithful.onnx --quiet
 # CIFAR-10: PGD-5 instead of PGD-10 to fit a 2-core CPU; sized for bound-based certification
 $T teacher --dataset cifar10 --data-dir $D --arch cnn-small --method pgd --eps 0.0078431 --epochs 10 --pgd-steps 5 --seed 0 --out models/cifar10_teacher_pgd.onnx --quiet
 for m in kd faithful; do

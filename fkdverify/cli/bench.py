@@ -1,8 +1,10 @@
-"""``fkdverify benchmark`` (grids to CSV) and ``fkdverify report`` (tables, plots)."""
+"""``fkdverify benchmark`` (grids to CSV), ``fkdverify report`` (tables, plots) and
+``fkdverify figure`` (the gap on a slice of the ball)."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -88,3 +90,47 @@ def report(csvs, out, no_plots):
 
         written += plot_all(rows, Path(out))
     click.echo("wrote " + ", ".join(str(p) for p in written))
+
+
+@cli.command()
+@click.argument("teacher", metavar="TEACHER.onnx", type=click.Path(dir_okay=False))
+@click.argument("students", metavar="STUDENT.onnx...", nargs=-1, required=True,
+                type=click.Path(dir_okay=False))  # fmt: skip
+@click.option("--eps", type=float, required=True, help="L-inf radius of the ball (pixel space).")
+@click.option("--index", type=int, default=0, show_default=True, help="Test point.")
+@click.option("--dataset", help="mnist | fashion-mnist | cifar10 (default: ONNX metadata).")
+@click.option("--data-dir", help="Where the dataset lies (else $FKD_DATA_DIR, cache, ...).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="PNG file to write.")
+@click.option("--grid", type=int, default=101, show_default=True, help="Points per axis.")
+def figure(teacher, students, **kw):
+    """The confidence gap p_T^c - p_S^c on a 2-D slice of the eps-ball around one test image,
+    one panel per student (c: the label), worst points re-checked by onnxruntime."""
+    import numpy as np
+
+    from ..errors import InputError
+    from ..pair.options import CertifyOptions
+    from ..pair.runner import RunConfig, load_data, pair_context
+    from ..report.figure import gap_figure
+    from .certify import check_eps
+
+    check_eps(kw["eps"])
+    if kw["grid"] < 3:
+        raise InputError("--grid must be at least 3")
+    pairs, ds = [], None
+    for s in students:
+        cfg = RunConfig(teacher, s, CertifyOptions(eps=kw["eps"]), dataset=kw["dataset"],
+                        data_dir=kw["data_dir"])  # fmt: skip
+        ctx, _ = pair_context(cfg)
+        ds = ds or load_data(cfg, ctx.teacher, ctx.student)
+        pairs.append(ctx)
+    i = kw["index"]
+    if not 0 <= i < len(ds):
+        raise InputError(f"--index {i} is outside the test set (0..{len(ds) - 1})")
+    x0 = ds.images[i].reshape(-1).astype(np.float64)
+    names = [Path(s).stem for s in students]
+    found = gap_figure(pairs, names, x0, int(ds.labels[i]), kw["eps"], kw["out"], kw["grid"])
+    for f in found:
+        att = "none confirmed" if f["attack_max"] is None else f"{f['attack_max']:.4f}"
+        click.echo(f"{f['name']}: max gap on the slice {f['slice_max']:.4f}, PGD in the ball "
+                   f"{att}")  # fmt: skip
+    click.echo(f"wrote {kw['out']}")

@@ -15,19 +15,19 @@ EPS_LABEL = "ε (L∞ radius, pixel scale [0, 1])"
 MARK = "fkdverify report"  # written into each PNG, so a later report knows it may replace it
 
 
-def _check_ours(path: Path) -> None:
-    """Refuse to replace a PNG that ``report`` did not write."""
+def _check_ours(path: Path, mark: str = MARK) -> None:
+    """Refuse to replace a PNG that ``mark`` (e.g. "fkdverify report") did not write."""
     if not path.exists():
         return
     try:
         from PIL import Image
 
         with Image.open(path) as im:
-            ours = im.info.get("Software") == MARK
+            ours = im.info.get("Software") == mark
     except Exception:  # noqa: BLE001 - not an image we can read: not ours
         ours = False
     if not ours:
-        raise InputError(f"{path} exists and was not written by fkdverify report; nothing was "
+        raise InputError(f"{path} exists and was not written by {mark}; nothing was "
                          "written: choose another --out")  # fmt: skip
 
 
