@@ -81,14 +81,20 @@ def student_step(method: str, model, teacher, b: Batch, opts, teacher_bounds=Non
         gap_hi = None
         if opts.bound_weight > 0:  # the sound gap term, its epsilon ramped up
             lo, hi = ball(x, b.eps * b.progress)
-            s_lo = margin_lower_bounds(model, lo, hi, y)
-            p_s_lo = torch.sigmoid(-torch.logsumexp(-s_lo, 1))
-            gap_hi = teacher_bounds(lo, hi, y) - p_s_lo
+            gap_hi = faithful_gap_bound(model, teacher_bounds, lo, hi, y)
         loss = L.faithful_loss(zs, zt, y, model(xg), zt_g, opts.delta, opts.temp("faithful"),
                                opts.weight("faithful"), hinge=opts.hinge, gap_hi=gap_hi,
                                bound=opts.bound_weight)  # fmt: skip
         return loss, zs
     raise ValueError(method)
+
+
+def faithful_gap_bound(model, teacher_bounds, lo, hi, y) -> torch.Tensor:
+    """Sound upper bounds (B,) of g = p_T^y - p_S^y over the boxes: the teacher's upper bound
+    of p_T^y (``teacher_confidence_bound``) minus the student's IBP lower bound of p_S^y,
+    differentiable in the student's parameters."""
+    s_lo = margin_lower_bounds(model, lo, hi, y)
+    return teacher_bounds(lo, hi, y) - torch.sigmoid(-torch.logsumexp(-s_lo, 1))
 
 
 def teacher_confidence_bound(teacher_net, device: str = "cpu"):
