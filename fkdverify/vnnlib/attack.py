@@ -17,6 +17,11 @@ from .check import Checker
 ATTACK_ROWS = 48  # PGD rows (starts x disjuncts) per step
 
 
+def attack_group(opts) -> int:
+    """Disjuncts per attack round with the default starts."""
+    return max(1, ATTACK_ROWS // (opts.attack_restarts + 1))
+
+
 def spec_attack(net: Network, spec: Spec, checker: Checker, opts, deadline: float,
             starts: np.ndarray | None = None, round_: int = 0):  # fmt: skip
     """PGD toward the disjuncts that come closest at the box centre (rows: starts x

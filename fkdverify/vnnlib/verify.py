@@ -41,6 +41,7 @@ from ..words import (
 )
 from .atoms import rows_of as _rows
 from .atoms import spec_bounds_open as _spec_bounds
+from .attack import attack_group
 from .attack import spec_attack as _attack
 from .check import Checker
 
@@ -141,8 +142,11 @@ def verify(net: Network, path: str, spec: Spec, opts: VerifyOptions = VerifyOpti
     sel = np.isin(owner, open_k)
     starts = _vertices(net, spec, bounds, rows[sel, :-1])
     found, _ = _attack(net, spec, checker, opts, deadline, starts)
-    rounds = 1  # restarts (new seeds, the next disjuncts) up to ATTACK_SHARE of the time
-    while found is None and time.perf_counter() - t0 < D.ATTACK_SHARE * opts.timeout:
+    # restarts (new seeds, the next group of disjuncts) until every open disjunct has had a
+    # round, at least twice, within ATTACK_SHARE of the time
+    rounds, most = 1, max(2, -(-len(open_k) // attack_group(opts)))
+    while (found is None and rounds < most
+           and time.perf_counter() - t0 < D.ATTACK_SHARE * opts.timeout):  # fmt: skip
         found, _ = _attack(net, spec, checker, opts, deadline, None, rounds)
         rounds += 1
     if found is not None:

@@ -18,6 +18,7 @@ from ..rows import candidates
 from ..state import Finding, PointState, Question, agreement_open, wants_gap
 
 CANDIDATES = 5  # disagreement candidates re-checked per point, best first
+ATTACK_ROUNDS = 4  # the full attack's rounds at most (within ATTACK_SHARE of the time)
 
 
 def attack(ctx: PairContext, qs: list[Question], sts: list[PointState], opts: CertifyOptions,
@@ -48,7 +49,7 @@ def _one(ctx: PairContext, q: Question, st: PointState, opts: CertifyOptions, qu
 def _disagreement(ctx, q, st, opts, a, targets, quick, t0):
     """A re-checked disagreement or None. The full attack (after the bounds) first aims at
     one network keeping c, then restarts with new seeds and at the class pairs (a, b) the
-    bounds still allow, until ``ATTACK_SHARE`` of the point's time is spent."""
+    bounds still allow: ``ATTACK_ROUNDS`` rounds within ``ATTACK_SHARE`` of the point's time."""
     rounds = 0
     while True:
         pairs = None
@@ -65,5 +66,6 @@ def _disagreement(ctx, q, st, opts, a, targets, quick, t0):
                 return np.clip(cand, q.clo, q.chi)
         rounds += 1
         spent = time.perf_counter() - t0
-        if quick or spent * (rounds + 1) / rounds > D.ATTACK_SHARE * opts.timeout:
+        if quick or rounds >= ATTACK_ROUNDS or (
+            spent * (rounds + 1) / rounds > D.ATTACK_SHARE * opts.timeout):  # fmt: skip
             return None
