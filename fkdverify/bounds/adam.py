@@ -11,9 +11,12 @@ import torch
 
 
 class Adam:
-    def __init__(self, params, lr: float, betas=(0.9, 0.999), eps: float = 1e-8):
+    """``lr``: one learning rate, or one per parameter."""
+
+    def __init__(self, params, lr, betas=(0.9, 0.999), eps: float = 1e-8):
         self.params = list(params)
-        self.lr, (self.b1, self.b2), self.eps = lr, betas, eps
+        lrs = list(lr) if isinstance(lr, list | tuple) else [lr] * len(self.params)
+        self.lrs, (self.b1, self.b2), self.eps = lrs, betas, eps
         self.m = [torch.zeros_like(p) for p in self.params]
         self.v = [torch.zeros_like(p) for p in self.params]
         self.t = 0
@@ -26,11 +29,19 @@ class Adam:
     def step(self) -> None:
         self.t += 1
         c1, c2 = 1 - self.b1**self.t, 1 - self.b2**self.t
-        for p, m, v in zip(self.params, self.m, self.v, strict=True):
+        for p, m, v, lr in zip(self.params, self.m, self.v, self.lrs, strict=True):
             if p.grad is None:
                 continue
             g = p.grad
             m.mul_(self.b1).add_(g, alpha=1 - self.b1)
             v.mul_(self.b2).addcmul_(g, g, value=1 - self.b2)
             denom = (v.sqrt() / math.sqrt(c2)).add_(self.eps)
-            p.addcdiv_(m, denom, value=-self.lr / c1)
+            p.addcdiv_(m, denom, value=-lr / c1)
+
+    def narrow(self, keep) -> list:
+        """Keep the rows ``keep`` (first dimension) of every parameter and of its moments; the
+        parameters become new leaves, returned."""
+        self.params = [p.detach()[keep].clone().requires_grad_(True) for p in self.params]
+        self.m = [m[keep] for m in self.m]
+        self.v = [v[keep] for v in self.v]
+        return self.params

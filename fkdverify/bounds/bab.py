@@ -38,7 +38,8 @@ import torch
 
 from ..net.graph import Network
 from ..words import SpecResult
-from .domains import BabOptions, _Batch, _Problem
+from .adam import Adam
+from .domains import BabOptions, _Batch, _Problem, gather_rows
 from .rules import relu_relaxation
 
 UNSAT, SAT = SpecResult.UNSAT, SpecResult.SAT
@@ -55,30 +56,33 @@ class BabResult:
     note: str = ""
 
 
-def _optimise(P: _Problem, B: _Batch, iters: int):
-    """Adam on alpha and beta (opt dtype); returns the best (alpha, beta) per atom. Domains
-    closed by their best iterate so far (or their parent's bound) leave the computation once
-    a quarter of those still optimised have closed."""
+def _optimise(P: _Problem, B: _Batch, iters: int, sel: list):
+    """Adam on alpha and beta (opt dtype) of the atoms ``sel`` (``_Problem.select``);
+    returns the best (alpha, beta) per atom, (D, S, N) (the atoms not selected keep their
+    parent's). Domains closed by their best iterate so far (or their parent's bound) leave
+    the computation once a quarter of those still optimised have closed."""
     dt, opts = P.p32.dtype, P.opts
-    alpha = B.alpha.clone().requires_grad_(True)
-    beta = B.beta.clone().requires_grad_(True)
-    best_a, best_b = B.alpha.clone(), B.beta.clone()
-    best = B.lb.to(dt).clone()  # (the parent's bound: a floor for what closes a domain)
-    opt = torch.optim.Adam([{"params": [alpha], "lr": opts.lr_alpha},
-                            {"params": [beta], "lr": opts.lr_beta}], fused=True)  # fmt: skip
-    idx = torch.arange(len(B.split))
-    split = B.split
+    idx = torch.cat(sel, 1)  # (D, k)
+    alpha = gather_rows(B.alpha, idx).requires_grad_(True)
+    beta = gather_rows(B.beta, idx).requires_grad_(True)
+    best_a, best_b = alpha.detach().clone(), beta.detach().clone()
+    full = B.lb.to(dt).clone()  # the parent's bounds: a floor for what closes a domain
+    best = full.gather(1, idx)
+    opt = Adam([alpha, beta], [opts.lr_alpha, opts.lr_beta])
+    live = torch.arange(len(B.split))
+    split, cols = B.split, idx
     parts = P.relax_parts(B.split, B.l, B.u, dt)
     for _ in range(iters):
         if time.perf_counter() > P.deadline:  # any iterate's bound is valid: stop on time
             break
-        lb = P.lower(P.p32, split, None, None, alpha, beta, parts=parts)
+        lb = P.lower(P.p32, split, None, None, alpha, beta, parts=parts, sel=_cut(sel, cols))
         with torch.no_grad():
-            better = lb > best[idx]
-            best[idx] = torch.where(better, lb, best[idx])
-            best_a[idx] = torch.where(better[..., None], alpha, best_a[idx])
-            best_b[idx] = torch.where(better[..., None], beta, best_b[idx])
-            open_ = P.open_rows(best[idx])
+            better = lb > best[live]
+            best[live] = torch.where(better, lb, best[live])
+            best_a[live] = torch.where(better[..., None], alpha, best_a[live])
+            best_b[live] = torch.where(better[..., None], beta, best_b[live])
+            full[live] = full[live].scatter(1, cols, best[live])
+            open_ = P.open_rows(full[live]).gather(1, cols)
             alive = open_.any(1)
         if not alive.any() or not lb.requires_grad:
             break
@@ -88,25 +92,22 @@ def _optimise(P: _Problem, B: _Batch, iters: int):
         with torch.no_grad():
             alpha.clamp_(0.0, 1.0)
             beta.clamp_(min=0.0)
-        if int(alive.sum()) < 0.75 * len(idx):
-            idx, split = idx[alive], split[alive]
+        if int(alive.sum()) < 0.75 * len(live):
+            live, split, cols = live[alive], split[alive], cols[alive]
             parts = tuple(t[alive] for t in parts)
-            alpha, beta = _narrow(opt, alive, (alpha, beta))
-    return best_a.detach(), best_b.detach()
+            alpha, beta = opt.narrow(alive)
+    out_a = B.alpha.scatter(1, idx[..., None].expand(-1, -1, P.N), best_a)
+    out_b = B.beta.scatter(1, idx[..., None].expand(-1, -1, P.N), best_b)
+    return out_a, out_b
 
 
-def _narrow(opt, keep, params) -> list:
-    """New leaves holding the rows ``keep`` of the parameters, swapped into the optimiser
-    (one parameter per group) with their Adam state narrowed alike."""
-    new = []
-    for group, p in zip(opt.param_groups, params, strict=True):
-        q = p.detach()[keep].clone().requires_grad_(True)
-        st = opt.state.pop(p, {})
-        opt.state[q] = {k: (v[keep] if v.dim() and v.shape[0] == len(keep) else v)
-                        for k, v in st.items()}  # fmt: skip
-        group["params"] = [q]
-        new.append(q)
-    return new
+def _cut(sel: list, cols) -> list:
+    """``sel`` with its domains replaced by the rows of ``cols`` (the concatenated atoms)."""
+    out, o = [], 0
+    for g in sel:
+        out.append(cols[:, o : o + g.shape[1]])
+        o += g.shape[1]
+    return out
 
 
 def _scores(P: _Problem, B: _Batch, a, open_):
@@ -147,11 +148,12 @@ def _children(B: _Batch, at, cols, keep: bool = True) -> _Batch:
                   B.depth.repeat(2) + 1)  # fmt: skip
 
 
-def _branch(P: _Problem, B: _Batch, relu_out, open_):
+def _branch(P: _Problem, B: _Batch, relu_out, open_, sel: list):
     """(D,) the neuron to split next per domain (-1 where no unstable neuron is left) and
-    (D, S) the atoms' coefficients on its ReLU output. The ``fsb`` best neurons by intercept
-    score are each tried - both plain children bounded once, no optimisation - and the one
-    whose worse child comes out best is taken."""
+    (D, k) the coefficients of the atoms ``sel`` on its ReLU output (``open_`` (D, k): those
+    of them that count). The ``fsb`` best neurons by intercept score are each tried - both
+    plain children bounded once, no optimisation - and the one whose worse child comes out
+    best is taken."""
     D, S = open_.shape
     a = torch.cat([relu_out.get(v, B.l.new_zeros(D, S, n))
                    for v, n in zip(P.vs, P.sizes, strict=True)], 2)  # fmt: skip
@@ -162,10 +164,14 @@ def _branch(P: _Problem, B: _Batch, relu_out, open_):
     if k > 1:
         rep = torch.arange(D).repeat_interleave(k)
         cols = top.reshape(-1)
-        kids = _children(B.take(rep), None, cols, keep=False)
+        idx = torch.cat(sel, 1)  # only the selected atoms' alpha and beta are copied
+        light = _Batch(B.split, B.l, B.u, gather_rows(B.alpha, idx), gather_rows(B.beta, idx),
+                       B.lb.gather(1, idx), B.depth)  # fmt: skip
+        kids = _children(light.take(rep), None, cols, keep=False)
+        ks = [g[rep].repeat(2, 1) for g in sel]
         with torch.no_grad():
-            lb = P.lower(P.p32, kids.split, kids.l, kids.u, kids.alpha, kids.beta)
-        key = P.key(lb.double())
+            lb = P.lower(P.p32, kids.split, kids.l, kids.u, kids.alpha, kids.beta, sel=ks)
+        key = P.key(B.lb[rep].repeat(2, 1).scatter(1, torch.cat(ks, 1), lb.double()))
         worse = torch.minimum(key[: D * k], key[D * k :]).reshape(D, k)
         worse = torch.where(top_s > 0, worse, -torch.inf)
         pick = top[torch.arange(D), worse.argmax(1)]
@@ -175,34 +181,41 @@ def _branch(P: _Problem, B: _Batch, relu_out, open_):
     return torch.where(none, torch.full_like(pick, -1), pick), at
 
 
-def _bound(P: _Problem, B: _Batch, iters: int):
-    """Optimise, then the deciding float64 bounds. Returns the batch with alpha, beta and lb
-    (never below the parent's: a parent's bound holds on its children; +inf where the split
-    sides are infeasible), the neurons to split next (D,), their coefficients (D, S) and
-    candidate inputs (D, n_in): the box vertex minimising each domain's worst open atom's
-    linear lower bound."""
-    alpha, beta = _optimise(P, B, iters)
+def _bound(P: _Problem, B: _Batch, iters: int, sel: list | None = None):
+    """Optimise, then the deciding float64 bounds of the atoms ``sel`` (``_Problem.select``;
+    default all). Returns the batch with alpha, beta and lb (never below the parent's: a
+    parent's bound holds on its children, and the atoms not selected keep it; +inf where the
+    split sides are infeasible), the neurons to split next (D,), their coefficients (D, S)
+    and candidate inputs (D, n_in): the box vertex minimising each domain's worst open
+    selected atom's linear lower bound."""
+    D = len(B.split)
+    sel = sel if sel is not None else P.all_rows(D)
+    idx = torch.cat(sel, 1)
+    alpha, beta = _optimise(P, B, iters, sel)
     relu_out: dict = {}
     coef: list = []
     with torch.no_grad():
-        lb = P.lower(P.p64, B.split, B.l, B.u, alpha, beta, relu_out, coef)
-        lb = torch.maximum(lb, B.lb)
+        got = P.lower(P.p64, B.split, B.l, B.u, gather_rows(alpha, idx), gather_rows(beta, idx),
+                      relu_out, coef, sel=sel)  # fmt: skip
+        lb = B.lb.scatter(1, idx, torch.maximum(got, B.lb.gather(1, idx)))
         empty = ((B.split > 0) & (B.u < 0)) | ((B.split < 0) & (B.l > 0)) | (B.l > B.u)
         lb = torch.where(empty.any(1, keepdim=True), torch.inf, lb)
         B = _Batch(B.split, B.l, B.u, alpha, beta, lb, B.depth)
-        open_ = P.open_rows(lb)
+        open_ = P.open_rows(lb).gather(1, idx)
         # only the domains still open get a branching decision (FSB bounds extra children)
         live = torch.nonzero(open_.any(1)).flatten()
-        branch = torch.full((len(lb),), -1, dtype=torch.long)
+        branch = torch.full((D,), -1, dtype=torch.long)
         at = lb.new_zeros(lb.shape)
         if len(live):
             sub = {v: c[live] for v, c in relu_out.items()}
-            branch[live], at[live] = _branch(P, B.take(live), sub, open_[live].to(lb.dtype))
-        worst = torch.where(open_, lb - P.b, torch.inf).argmin(1)
+            branch[live], at_sel = _branch(P, B.take(live), sub, open_[live].to(lb.dtype),
+                                           [g[live] for g in sel])  # fmt: skip
+            at[live] = at[live].scatter(1, idx[live], at_sel)
+        worst = torch.where(open_, got - P.b[idx], torch.inf).argmin(1)
         if coef[0] is None:
-            x = ((P.lo + P.hi) / 2).expand(len(lb), -1)
+            x = ((P.lo + P.hi) / 2).expand(D, -1)
         else:
-            c = coef[0][torch.arange(len(lb)), worst]
+            c = coef[0][torch.arange(D), worst]
             x = torch.where(c > 0, P.lo, P.hi)
     return B, branch, at, x
 
@@ -261,9 +274,9 @@ def bab(net: Network, lo, hi, pre: dict, C, b, owner, deadline: float,
     heap: list = []
     count, depth, stuck = 0, 0, 0
 
-    def visit(B: _Batch, iters: int):
+    def visit(B: _Batch, iters: int, sel: list | None = None):
         nonlocal count, stuck
-        B, branch, at, x = _bound(P, B, iters)
+        B, branch, at, x = _bound(P, B, iters, sel)
         count += len(B.lb)
         key = P.key(B.lb)
         for d in torch.nonzero(_reaches(P, x) & (key <= 0)).flatten().tolist():
@@ -296,11 +309,11 @@ def bab(net: Network, lo, hi, pre: dict, C, b, owner, deadline: float,
         cols = torch.tensor([it[7] for it in items])
         kids = _children(parents, torch.stack([it[8] for it in items]), cols)
         if opts.refresh:
-            first = int(P.layer[cols].min()) + 1
-            l, u = P.refresh(kids.split, kids.l, kids.u, first)
+            l, u = P.refresh(kids.split, kids.l, kids.u, P.layer[cols].repeat(2))
             kids = _Batch(kids.split, l, u, *kids.fields()[3:])
         depth = max(depth, int(kids.depth.max()))
-        found = visit(kids, opts.iters)
+        sel = P.select(kids.lb, opts.atoms_per_disjunct) if opts.atoms_per_disjunct else None
+        found = visit(kids, opts.iters, sel)
         per_domain = max(per_domain * 0.5, (time.perf_counter() - t_step) / (2 * len(items)))
     if found is not None:
         return BabResult(SAT, count, depth, found)

@@ -73,7 +73,7 @@ def crown_lower(p: Prop, target: int, A, lo, hi, pre: dict, alphas: dict | None 
     depth = 0
     for i in range(target - 1, -1, -1):
         a = coef.pop(i + 1, None)
-        if a is None or not bool(a.any()):  # e.g. the other network's part of a product row
+        if a is None:
             continue
         node = net.nodes[i]
         v_in = node.inputs[0]
@@ -87,6 +87,8 @@ def crown_lower(p: Prop, target: int, A, lo, hi, pre: dict, alphas: dict | None 
         if relu and extra and v_in in extra:
             a_ins = [a_ins[0] + extra[v_in]]
         for v, ai in zip(node.inputs, a_ins, strict=True):
+            if len(a_ins) > 1 and not bool(ai.any()):  # e.g. the other network's part of a
+                continue  # product row (dropping an all-zero coefficient changes nothing)
             coef[v] = coef[v] + ai if v in coef else ai
     a0 = coef.get(0)
     if input_coef is not None:

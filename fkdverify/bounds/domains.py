@@ -43,10 +43,14 @@ class BabOptions:
     # on mnist_fc 256x4 leave 230 neurons of the last layer unstable where alpha-CROWN's
     # slopes leave 67. 0: plain CROWN in the refresh.
     interm_iters: int = 20
+    # atoms bounded per open disjunct on a split domain: those of largest margin at the
+    # parent (one atom above its bound closes the disjunct; the others keep the parent's
+    # bounds). 0: every atom of every disjunct.
+    atoms_per_disjunct: int = 2
 
     def __post_init__(self):
         iters = (self.iters, self.root_iters, self.interm_iters)
-        if self.batch < 1 or min(iters) < 0 or self.fsb < 1:
+        if self.batch < 1 or min(*iters, self.atoms_per_disjunct) < 0 or self.fsb < 1:
             raise InputError("BaB batch and fsb must be >= 1, iterations >= 0")
         if {self.opt_precision, self.refresh_precision} - set(PRECISIONS):
             raise InputError(f"BaB precisions must be one of {', '.join(PRECISIONS)}")
@@ -87,6 +91,7 @@ class _Problem:
         self.N = self.offsets[-1]
         self.layer = torch.repeat_interleave(torch.arange(len(self.vs)), torch.tensor(self.sizes))
         self.deep = net.deep_values()
+        self.reaches = _reaches_matrix(net, self.vs)
         self.decay = torch.exp(-opts.layer_decay * self.layer.to(f64))
         self.p64 = Prop(net, f64)
         self.p32 = Prop(net, PRECISIONS[opts.opt_precision])
@@ -156,34 +161,39 @@ class _Problem:
         spans = zip(self.vs[:i], self.offsets[:i], self.sizes[:i], strict=True)
         return {w: (sl[:, a : a + m], su[:, a : a + m]) for w, a, m in spans}
 
-    def refresh(self, split, l, u, first: int):
-        """CROWN bounds of the unstable neurons of layers ``first``.. given the split sides,
-        intersected with (l, u); split neurons keep their own (unsided) bounds. Layers with
-        root slopes (``root_slopes``) are bounded on their root-unstable neurons with those
-        slopes; others by plain CROWN on each domain's unstable neurons. In float32
-        (``refresh_precision``) the box and the earlier layers' bounds are rounded outward
-        before the pass, whose results carry the float32 rounding allowance."""
-        p, D = self.pref, len(split)
-        lo, hi = _outward(self.lo.expand(D, -1), self.hi.expand(D, -1), p.dtype)
+    def refresh(self, split, l, u, changed):
+        """CROWN bounds of the unstable neurons of the layers that the ReLU layer ``changed``
+        (D,) of each domain's new split reaches, given the split sides, intersected with
+        (l, u); split neurons keep their own (unsided) bounds, and a layer only another
+        network's split reaches (a product) is left as it is. Layers with root slopes
+        (``root_slopes``) are bounded on their root-unstable neurons with those slopes; others
+        by plain CROWN on each domain's unstable neurons. In float32 (``refresh_precision``)
+        the box and the earlier layers' bounds are rounded outward before the pass, whose
+        results carry the float32 rounding allowance."""
+        p = self.pref
         l, u = l.clone(), u.clone()
+        changed = torch.as_tensor(changed).expand(len(split))
         with torch.no_grad():
-            for i in range(first, len(self.vs)):
+            for i in range(len(self.vs)):
                 v, o, n = self.vs[i], self.offsets[i], self.sizes[i]
-                if v not in self.deep:
+                dom = torch.nonzero(self.reaches[changed, i]).flatten()
+                if v not in self.deep or not len(dom):
                     continue
                 if time.perf_counter() > self.deadline:
                     break  # (bounds left unrefreshed are the parent's: still valid)
-                pre = self._pre(i, split, l, u)
-                ol, ou = l[:, o : o + n], u[:, o : o + n]
+                D = len(dom)
+                lo, hi = _outward(self.lo.expand(D, -1), self.hi.expand(D, -1), p.dtype)
+                sp, ol, ou = split[dom], l[dom, o : o + n], u[dom, o : o + n]
+                pre = self._pre(i, sp, l[dom], u[dom])
                 if i in self.slopes:
                     nl, nu = self._with_slopes(i, lo, hi, pre, D)
                 else:
-                    cur_l, cur_u = _outward(*self.sided(split[:, o : o + n], ol, ou), p.dtype)
+                    cur_l, cur_u = _outward(*self.sided(sp[:, o : o + n], ol, ou), p.dtype)
                     nl, nu = crown_unstable(p, v, lo, hi, pre, cur_l, cur_u, self.opts.memory_mb,
                                             group=D)  # fmt: skip
-                free = split[:, o : o + n] == 0
-                l[:, o : o + n] = torch.where(free, torch.maximum(ol, nl.double()), ol)
-                u[:, o : o + n] = torch.where(free, torch.minimum(ou, nu.double()), ou)
+                free = sp[:, o : o + n] == 0
+                l[dom, o : o + n] = torch.where(free, torch.maximum(ol, nl.double()), ol)
+                u[dom, o : o + n] = torch.where(free, torch.minimum(ou, nu.double()), ou)
         return l, u
 
     def _with_slopes(self, i: int, lo, hi, pre: dict, D: int):
@@ -207,13 +217,16 @@ class _Problem:
 
     @staticmethod
     def relax_parts(split, l, u, dt) -> tuple:
-        """What ``relaxations`` needs besides alpha, computed once per batch: the unsided
-        triangle (upper slope, intercept, CROWN's lower slope) and the active, inactive and
-        free masks, all (D, 1, N)."""
+        """What ``relaxations`` needs besides alpha, computed once per batch, all (D, 1, N):
+        each relaxation line is ``base + scale * alpha`` (one fused multiply-add per line)."""
         up0, icpt0, lo0 = (t.to(dt)[:, None, :] for t in relu_relaxation(l, u))
-        act, ina = (split > 0)[:, None, :], (split < 0)[:, None, :]
-        free = ((l < 0) & (u > 0) & (split == 0))[:, None, :]
-        return up0, icpt0, lo0, act, ina, free, split.to(dt)[:, None, :]
+        act, ina = (split > 0)[:, None, :].to(dt), (split < 0)[:, None, :].to(dt)
+        free = ((l < 0) & (u > 0) & (split == 0))[:, None, :].to(dt)
+        keep = 1 - ina
+        return (up0 * keep, act * (1 - up0),  # upper slope
+                icpt0 * keep, -act * icpt0,  # upper intercept
+                act + (1 - act - ina - free) * lo0, free,  # lower slope
+                split.to(dt)[:, None, :])  # fmt: skip
 
     def relaxations(self, parts: tuple, alpha) -> dict:
         """Per ReLU input, the ``Relaxation`` of each domain and atom (D, S, n). Free neurons:
@@ -221,58 +234,91 @@ class _Problem:
         y >= z; upper line t * z + (1 - t) * (the unsided triangle line), t = that neuron's
         alpha slot - both lines are valid there, and t = 0 keeps the parent's line, which the
         identity alone can lose to (the upper bound u of z enters the triangle's intercept;
-        backward substitution of z does not know it). Split inactive: y = 0."""
-        up0, icpt0, lo0, act, ina, free, _ = parts
-        dt = alpha.dtype
-        zero, one = torch.zeros((), dtype=dt), torch.ones((), dtype=dt)
-        up_s = torch.where(act, alpha + (1 - alpha) * up0, torch.where(ina, zero, up0))
-        up_b = torch.where(act, (1 - alpha) * icpt0, torch.where(ina, zero, icpt0))
-        lo_s = torch.where(act, one, torch.where(ina, zero, torch.where(free, alpha, lo0)))
-        parts = [self.per_layer(t) for t in (up_s, up_b, lo_s)]
-        return {v: Relaxation(parts[0][v], parts[1][v], parts[2][v]) for v in self.vs}
+        backward substitution of z does not know it). Split inactive: y = 0. Stable neurons:
+        CROWN's lines."""
+        up_s, up_b, lo_s = (torch.addcmul(parts[j], parts[j + 1], alpha) for j in (0, 2, 4))
+        per = [self.per_layer(t) for t in (up_s, up_b, lo_s)]
+        return {v: Relaxation(per[0][v], per[1][v], per[2][v]) for v in self.vs}
+
+    def all_rows(self, D: int) -> list:
+        """Every atom, as ``lower``'s ``sel``: one (D, k) block per group."""
+        groups = self.groups if self.groups is not None else [torch.arange(self.C.shape[0])]
+        return [g.expand(D, -1) for g in groups]
+
+    def select(self, lb, per_disjunct: int) -> list:
+        """The atoms worth bounding on each domain, as ``lower``'s ``sel``: for every disjunct
+        still open, its ``per_disjunct`` atoms of largest margin ``lb - b`` (one of them must
+        exceed its bound to close the disjunct), padded per group to the batch's largest count
+        with the next largest. A group no open disjunct needs is left out."""
+        D, S = lb.shape
+        margin = (lb - self.b).clamp(min=-1e30)  # (-inf before any bound)
+        score = torch.where(self.member[None], margin[:, None, :], -torch.inf)  # (D, K, S)
+        m = min(per_disjunct, S)
+        top = score.topk(m, 2)
+        ok = torch.isfinite(top.values) & ~self.ruled(lb)[..., None]  # members of open ones
+        chosen = torch.zeros(D, S, dtype=torch.bool)
+        rows = torch.arange(D)[:, None, None].expand_as(top.indices)
+        chosen[rows[ok], top.indices[ok]] = True
+        out = []
+        for g in self.all_rows(1):
+            g = g[0]
+            k = int(chosen[:, g].sum(1).max())
+            if k:
+                pick = torch.where(chosen[:, g], 1e300, margin[:, g]).topk(k, 1).indices
+                out.append(g[pick])
+        return out
 
     def lower(self, p: Prop, split, l, u, alpha, beta, relu_out=None, input_coef=None,
-              parts: tuple | None = None):  # fmt: skip
-        """Lower bounds (D, S) of the atoms' c . y on the domains; ``parts``: ``relax_parts``
-        of (split, l, u) in p's dtype, if already computed. Atoms of different ``groups``
-        (e.g. rows of one network of a product each) are bounded in separate passes, each
-        through only the part of the network its rows reach."""
-        dt = p.dtype
-        alpha, beta = alpha.to(dt), beta.to(dt)
+              parts: tuple | None = None, sel: list | None = None):  # fmt: skip
+        """Lower bounds of the atoms' c . y on the domains; ``parts``: ``relax_parts`` of
+        (split, l, u) in p's dtype, if already computed. ``sel`` (``select``): per group, the
+        atoms (D, k) to bound on each domain; alpha and beta are then (D, sum k, N), gathered
+        in that order, and so are the results (D, sum k) and the coefficients. Without it every
+        atom is bounded and the results are in row order (D, S). The groups (e.g. the rows of
+        each network of a product) are bounded in separate passes, each through only the
+        part of the network its rows reach."""
+        dt, D = p.dtype, split.shape[0]
         parts = parts if parts is not None else self.relax_parts(split, l, u, dt)
-        if self.groups is None:
-            return self._lower_rows(p, self.C, parts, alpha, beta, relu_out, input_coef)
-        D, S = split.shape[0], self.C.shape[0]
-        lb = torch.empty(D, S, dtype=dt, device=alpha.device)
-        outs, coefs = [], []
-        for g in self.groups:
+        whole = sel is None
+        if whole:
+            sel = self.all_rows(D)
+            idx = torch.cat(sel, 1)
+            alpha, beta = gather_rows(alpha, idx), gather_rows(beta, idx)
+        alpha, beta = alpha.to(dt), beta.to(dt)
+        C = self.C.to(dt)
+        lbs, outs, coefs, o = [], [], [], 0
+        for rows in sel:
+            k = rows.shape[1]
             ro: dict | None = {} if relu_out is not None else None
             ic: list | None = [] if input_coef is not None else None
-            lb[:, g] = self._lower_rows(p, self.C[g], parts, alpha[:, g], beta[:, g], ro, ic)
+            a, bt = alpha[:, o : o + k], beta[:, o : o + k]
+            lbs.append(self._lower_rows(p, C[rows], parts, a, bt, ro, ic))
             outs.append(ro)
             coefs.append(ic)
-        if relu_out is not None:  # the groups' coefficients, back in row order
+            o += k
+        lb = torch.cat(lbs, 1)
+        order = torch.argsort(idx[0]) if whole else None
+        if relu_out is not None:  # each group's coefficients, zero where its rows do not reach
             for v, n in zip(self.vs, self.sizes, strict=True):
                 if any(v in ro for ro in outs):
-                    full = lb.new_zeros(D, S, n)
-                    for g, ro in zip(self.groups, outs, strict=True):
-                        if v in ro:
-                            full[:, g] = ro[v]
-                    relu_out[v] = full
+                    full = torch.cat([ro[v] if v in ro else lb.new_zeros(D, r.shape[1], n)
+                                      for ro, r in zip(outs, sel, strict=True)], 1)  # fmt: skip
+                    relu_out[v] = full if order is None else full[:, order]
         if input_coef is not None:
+            got = [ic[0] for ic in coefs if ic[0] is not None]
             full = None
-            for g, ic in zip(self.groups, coefs, strict=True):
-                if ic[0] is not None:
-                    full = lb.new_zeros(D, S, ic[0].shape[-1]) if full is None else full
-                    full[:, g] = ic[0]
+            if got:
+                full = torch.cat([ic[0] if ic[0] is not None
+                                  else lb.new_zeros(D, r.shape[1], got[0].shape[-1])
+                                  for ic, r in zip(coefs, sel, strict=True)], 1)  # fmt: skip
+                full = full if order is None else full[:, order]
             input_coef.append(full)
-        return lb
+        return lb if order is None else lb[:, order]
 
-    def _lower_rows(self, p: Prop, C, parts, alpha, beta, relu_out, input_coef):
-        D = parts[0].shape[0]
+    def _lower_rows(self, p: Prop, A, parts, alpha, beta, relu_out, input_coef):
+        D = A.shape[0]
         pre = self.relaxations(parts, alpha)
         extra = self.per_layer(-beta * parts[-1])
-        A = C.to(p.dtype).expand(D, C.shape[0], -1)
         lo, hi = self.lo.to(p.dtype).expand(D, -1), self.hi.to(p.dtype).expand(D, -1)
         return crown_lower(p, self.net.output, A, lo, hi, pre, None, input_coef, extra, relu_out)
 
@@ -307,6 +353,26 @@ class _Problem:
         per_k = torch.where(self.member[None], margin[:, None, :], -torch.inf).max(2).values
         per_k = torch.where(self.ruled(lb), torch.inf, per_k)
         return per_k.min(1).values
+
+
+def _reaches_matrix(net: Network, vs: list) -> torch.Tensor:
+    """(L, L) bool: [i, j] when ReLU layer i (input value vs[i]) lies upstream of layer j."""
+    up: list[set] = [set()]  # per value: the ReLU layers upstream of it (value 0: the input)
+    pos = {v: i for i, v in enumerate(vs)}
+    for node in net.nodes:
+        seen = set().union(*(up[v] | ({pos[v]} if v in pos else set()) for v in node.inputs))
+        up.append(seen)
+    L = len(vs)
+    out = torch.zeros(L, L, dtype=torch.bool)
+    for j, v in enumerate(vs):
+        for i in up[v]:
+            out[i, j] = True
+    return out
+
+
+def gather_rows(t, idx):
+    """t (D, S, N) at the atoms idx (D, k): (D, k, N)."""
+    return t.gather(1, idx[..., None].expand(-1, -1, t.shape[2]))
 
 
 def _outward(lo, hi, dt):

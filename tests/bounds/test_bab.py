@@ -41,7 +41,7 @@ def test_split_domain_bounds_hold_on_every_sampled_point_of_the_domain(tmp_path,
         assert len(P.slopes) == 2 and all(len(rows) for rows, _ in P.slopes.values())
     D, S = 12, 3
     split = _domains(P, D, 4, rng)
-    l, u = P.refresh(split, P.l.expand(D, -1), P.u.expand(D, -1), 1)
+    l, u = P.refresh(split, P.l.expand(D, -1), P.u.expand(D, -1), 0)
     assert (l >= P.l - 1e-12).all() and (u <= P.u + 1e-12).all()  # only ever tightened
     alpha = torch.from_numpy(rng.random((D, S, P.N)))
     beta = torch.from_numpy(rng.random((D, S, P.N)) * 2)
