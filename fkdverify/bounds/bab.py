@@ -304,7 +304,15 @@ def bab(net: Network, lo, hi, pre: dict, C, b, owner, deadline: float,
         if len(heap) > cap:
             return BabResult(UNKNOWN, count, depth, note=f"over {cap} open domains (memory cap)")
         t_step = time.perf_counter()
-        items = [heapq.heappop(heap)[2] for _ in range(min(opts.batch, len(heap), afford))]
+        take = min(opts.batch, len(heap), afford)
+        if len(heap) > cap // 2:  # near the memory cap: the domains closest to closing first
+            best = heapq.nlargest(take, heap)
+            chosen = {id(e) for e in best}
+            heap[:] = [e for e in heap if id(e) not in chosen]
+            heapq.heapify(heap)
+            items = [e[2] for e in best]
+        else:
+            items = [heapq.heappop(heap)[2] for _ in range(take)]
         parents = _Batch.stack([it[:7] for it in items])
         cols = torch.tensor([it[7] for it in items])
         kids = _children(parents, torch.stack([it[8] for it in items]), cols)

@@ -46,7 +46,7 @@ class BabOptions:
     # atoms bounded per open disjunct on a split domain: those of largest margin at the
     # parent (one atom above its bound closes the disjunct; the others keep the parent's
     # bounds). 0: every atom of every disjunct.
-    atoms_per_disjunct: int = 2
+    atoms_per_disjunct: int = 1
 
     def __post_init__(self):
         iters = (self.iters, self.root_iters, self.interm_iters)

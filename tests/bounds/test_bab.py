@@ -183,3 +183,57 @@ def test_shared_atoms_are_bounded_once_and_product_rows_apart(tmp_path):
     two = P.lower(P.p64, split, P.l, P.u, B.alpha, B.beta, ro, ic)
     assert torch.allclose(one, two, atol=1e-12)
     assert ic[0].shape == (1, 4, 4) and all(r.shape[1] == 4 for r in ro.values())
+
+
+def test_selected_atoms_are_each_open_disjuncts_best_and_bound_as_when_all_are(tmp_path):
+    """``select`` keeps, per domain, the best-margin atoms of every open disjunct (none of a
+    closed one unless padding needs it); ``lower`` on a selection equals the whole pass on
+    those atoms."""
+    net = import_onnx(random_mlp(tmp_path / "m.onnx", [4, 16, 16, 4], seed=3))
+    lo, hi = np.full(4, -0.4), np.full(4, 0.4)
+    root = network_bounds(net, lo, hi, "crown")
+    rng = np.random.default_rng(1)
+    C = rng.normal(size=(6, 4))
+    member = np.array([[1, 1, 1, 0, 0, 0], [0, 0, 1, 1, 0, 0], [0, 0, 0, 0, 1, 1]], bool)
+    P = _Problem(net, lo, hi, root.pre, C, np.zeros(6), member, BabOptions())
+    # margins (lb - b) per domain; disjunct 2 is closed on domain 0 (atom 4 > 0)
+    lb = torch.tensor([[-3.0, -1.0, -2.0, -0.5, 0.5, -9.0], [-1.0, -2.0, -3.0, -4.0, -5.0, -6.0]],
+                      dtype=torch.float64)  # fmt: skip
+    (sel,) = P.select(lb, 1)
+    assert set(sel[0].tolist()) >= {1, 3} and set(sel[1].tolist()) >= {0, 2, 4}
+    assert sel.shape[1] == 3  # padded to the larger count (domain 1 needs 3)
+    (sel2,) = P.select(lb, 2)
+    assert set(sel2[1].tolist()) == {0, 1, 2, 3, 4, 5}
+    D = 2
+    split = _domains(P, D, 3, rng)
+    l, u = P.refresh(split, P.l.expand(D, -1), P.u.expand(D, -1), 0)
+    alpha = torch.from_numpy(rng.random((D, 6, P.N)))
+    beta = torch.from_numpy(rng.random((D, 6, P.N)))
+    whole = P.lower(P.p64, split, l, u, alpha, beta)
+    idx = sel[..., None].expand(-1, -1, P.N)
+    part = P.lower(P.p64, split, l, u, alpha.gather(1, idx), beta.gather(1, idx), sel=[sel])
+    assert torch.allclose(part, whole.gather(1, sel), atol=1e-12, rtol=0)
+
+
+def test_a_split_refreshes_only_the_layers_it_reaches(tmp_path):
+    """In a product, a teacher split leaves the student's bounds as they were (and the
+    other way round); a split of the first layer reaches that network's later layers."""
+    from fkdverify.net.product import product
+
+    t = import_onnx(random_mlp(tmp_path / "t.onnx", [4, 12, 12, 3], seed=1))
+    s = import_onnx(random_mlp(tmp_path / "s.onnx", [4, 10, 10, 3], seed=2))
+    P_net = product(t, s)[0]
+    lo, hi = np.full(4, -0.5), np.full(4, 0.5)
+    root = network_bounds(P_net, lo, hi, "crown")
+    P = _Problem(P_net, lo, hi, root.pre, np.ones((1, 6)), np.zeros(1), np.zeros(1, int),
+                 BabOptions(interm_iters=0))  # fmt: skip
+    assert P.reaches.tolist() == [[False, True, False, False], [False] * 4,
+                                  [False, False, False, True], [False] * 4]  # fmt: skip
+    # shrink the stored bounds so that any refresh of a layer would change them
+    l0, u0 = P.l.expand(2, -1) - 5.0, P.u.expand(2, -1) + 5.0
+    split = torch.zeros(2, P.N, dtype=torch.int8)
+    l, u = P.refresh(split, l0, u0, torch.tensor([0, 2]))  # domain 0: teacher; 1: student
+    o = P.offsets
+    t2, s2 = slice(o[1], o[2]), slice(o[3], o[4])
+    assert (l[0, t2] > l0[0, t2]).any() and (l[0, s2] == l0[0, s2]).all()
+    assert (l[1, s2] > l0[1, s2]).any() and (l[1, t2] == l0[1, t2]).all()
