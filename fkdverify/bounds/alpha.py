@@ -5,6 +5,9 @@ sound; the best per row is kept."""
 
 from __future__ import annotations
 
+import math
+import time
+
 import torch
 
 from .adam import Adam
@@ -14,10 +17,11 @@ from .types import BatchBounds, BoundOptions, as_batch, one_point
 
 
 def alpha_lower(p: Prop, target: int, A, lo, hi, pre: dict, iters: int, lr: float,
-                slopes: dict | None = None):  # fmt: skip
+                slopes: dict | None = None, deadline: float = math.inf):  # fmt: skip
     """Lower bounds (B, S) of A @ value(target) (A: (B, S, n)) with optimised slopes; never
     below plain CROWN (the first iterate uses CROWN's own slopes). ``slopes``, if given,
-    receives per ReLU input the slopes (B, S, n) of each row's best iterate."""
+    receives per ReLU input the slopes (B, S, n) of each row's best iterate. The iterations
+    stop at ``deadline`` (time.perf_counter()): every iterate's bound is valid."""
     alphas = {}
     for v, (l, u) in pre.items():
         if v < target and ((l < 0) & (u > 0)).any():
@@ -37,6 +41,8 @@ def alpha_lower(p: Prop, target: int, A, lo, hi, pre: dict, iters: int, lr: floa
                     keep[v] = torch.where(better[..., None], alphas[v], a)
             if it == iters or not lb.requires_grad:  # (none: no row reaches an unstable ReLU)
                 break
+            if time.perf_counter() > deadline:
+                break
             opt.zero_grad()
             (-lb.sum()).backward()
             opt.step()
@@ -49,7 +55,7 @@ def alpha_lower(p: Prop, target: int, A, lo, hi, pre: dict, iters: int, lr: floa
 
 
 def alpha_bounds(p: Prop, target: int, C, lo, hi, pre: dict, opts: BoundOptions,
-                 upper_only: bool = False):  # fmt: skip
+                 upper_only: bool = False, deadline: float = math.inf):  # fmt: skip
     """(lower, upper) (B, S) of C @ value(target), C: (B, S, n), chunked to the memory budget
     (autograd keeps every layer's coefficients, hence the larger factor); ``upper_only``:
     lower = -inf, half the work."""
@@ -63,7 +69,7 @@ def alpha_bounds(p: Prop, target: int, C, lo, hi, pre: dict, opts: BoundOptions,
             sub = {v: (l[bsl], u[bsl]) for v, (l, u) in pre.items() if v < target}
             both = -rows if upper_only else torch.cat([rows, -rows], 1)
             low = alpha_lower(p, target, both, lo[bsl], hi[bsl], sub, opts.alpha_iters,
-                              opts.alpha_lr)  # fmt: skip
+                              opts.alpha_lr, deadline=deadline)  # fmt: skip
             if upper_only:
                 ub[bsl, ssl] = -low
             else:
@@ -72,18 +78,20 @@ def alpha_bounds(p: Prop, target: int, C, lo, hi, pre: dict, opts: BoundOptions,
     return lb, ub
 
 
-def alpha_layer(p: Prop, v: int, lo, hi, pre: dict, l, u, opts: BoundOptions):
+def alpha_layer(p: Prop, v: int, lo, hi, pre: dict, l, u, opts: BoundOptions,
+                deadline: float = math.inf):  # fmt: skip
     """Re-bound the unstable neurons of ReLU input v with optimised slopes; intersected."""
     idx, valid = unstable_rows(l, u)
     if not idx.shape[1]:
         return l, u
     C = one_hot_rows(idx, valid, p.net.size_of(v), p.dtype)(0, len(idx), 0, idx.shape[1])
-    lb, ub = alpha_bounds(p, v, C, lo, hi, pre, opts)
+    lb, ub = alpha_bounds(p, v, C, lo, hi, pre, opts, deadline=deadline)
     return tighten_rows(l, u, idx, valid, lb, ub)
 
 
 def alpha_spec_bounds_batch(net, lo, hi, bounds: BatchBounds, C, opts: BoundOptions,
-                            target: int | None = None, upper_only: bool = False):  # fmt: skip
+                            target: int | None = None, upper_only: bool = False,
+                            deadline: float = math.inf):  # fmt: skip
     """Like ``spec_bounds_batch`` with optimised slopes; C: (S, n) shared or (B, S, n)."""
     p = opts.prop(net)
     target = net.output if target is None else target
@@ -91,17 +99,18 @@ def alpha_spec_bounds_batch(net, lo, hi, bounds: BatchBounds, C, opts: BoundOpti
     C = torch.as_tensor(C, dtype=p.dtype, device=p.device)
     if C.dim() == 2:
         C = C.expand(lo.shape[0], -1, -1)
-    return alpha_bounds(p, target, C, lo, hi, bounds.pre, opts, upper_only)
+    return alpha_bounds(p, target, C, lo, hi, bounds.pre, opts, upper_only, deadline)
 
 
 def alpha_spec_bounds(net, lo, hi, bounds, C, target: int | None = None, iters: int = 20,
-                      lr: float = 0.25, start=None):  # fmt: skip
+                      lr: float = 0.25, start=None, deadline: float = math.inf):  # fmt: skip
     """One point (numpy in and out, float64); ``start`` = (lb, ub) to intersect with."""
     import numpy as np
 
     opts = BoundOptions(method="alpha-crown", alpha_iters=iters, alpha_lr=lr)
     lb, ub = alpha_spec_bounds_batch(net, lo, hi, one_point(bounds),
-                                     np.asarray(C, np.float64), opts, target)  # fmt: skip
+                                     np.asarray(C, np.float64), opts, target,
+                                     deadline=deadline)  # fmt: skip
     lb, ub = lb[0].numpy(), ub[0].numpy()
     if start is not None:
         lb, ub = np.maximum(lb, start[0]), np.minimum(ub, start[1])

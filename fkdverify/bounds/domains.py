@@ -143,7 +143,8 @@ class _Problem:
                 pre = self._pre(i, torch.zeros(1, self.N, dtype=torch.int8), self.l, self.u)
                 A = self._eye(rows, n, p.dtype)[None]
                 slopes: dict = {}
-                alpha_lower(p, v, A, lo, hi, pre, self.opts.interm_iters, 0.25, slopes)
+                alpha_lower(p, v, A, lo, hi, pre, self.opts.interm_iters, 0.25, slopes,
+                            self.deadline)  # fmt: skip
                 out[i] = (rows, {w: a.detach() for w, a in slopes.items()})
         return out
 

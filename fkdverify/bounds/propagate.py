@@ -4,6 +4,9 @@ once (IBP, CROWN and alpha-CROWN; the CROWN pieces are in ``crown.py``, alpha-CR
 
 from __future__ import annotations
 
+import math
+import time
+
 import numpy as np
 import torch
 
@@ -13,14 +16,17 @@ from .crown import crown_bounds, crown_unstable, ibp_values, widen
 from .types import METHODS, BatchBounds, BoundOptions, Bounds, as_batch, one_point
 
 
-def propagate(net: Network, lo, hi, opts: BoundOptions, known: dict | None = None) -> BatchBounds:
+def propagate(net: Network, lo, hi, opts: BoundOptions, known: dict | None = None,
+              deadline: float = math.inf) -> BatchBounds:  # fmt: skip
     """Bounds of every ReLU input over the boxes [lo, hi] (tensors (B, n) or arrays).
 
     IBP everywhere; with crown (and alpha-crown), CROWN on each pre-activation that IBP leaves
     unstable, earlier layers' tightened bounds feeding later ones; alpha-crown then re-bounds
     the unstable neurons of each layer with optimised slopes (``alpha.py``). ``known[v] =
     (l, u)``: sound bounds of ReLU input v found otherwise (e.g. by MILP), taken as they are
-    (intersected with IBP's) and used for every later layer."""
+    (intersected with IBP's) and used for every later layer. ``deadline``
+    (time.perf_counter()): alpha-CROWN's iterations stop there, and later layers get IBP
+    only (sound, loose: the caller is out of time)."""
     p = opts.prop(net)
     lo, hi = as_batch(lo, p), as_batch(hi, p)
     deep = net.deep_values()
@@ -32,11 +38,12 @@ def propagate(net: Network, lo, hi, opts: BoundOptions, known: dict | None = Non
             l, u = torch.maximum(l, known[v][0]), torch.minimum(u, known[v][1])
             pre[v] = (l, u)
             return l, u
-        if opts.method != "ibp" and v in deep:
+        late = time.perf_counter() > deadline
+        if opts.method != "ibp" and v in deep and not late:
             l, u = crown_unstable(p, v, lo, hi, pre, l, u, opts.memory_mb)
-        if opts.method == "alpha-crown" and v in deep:
+        if opts.method == "alpha-crown" and v in deep and not late:
             with torch.enable_grad():
-                l, u = alpha_layer(p, v, lo, hi, pre, l, u, opts)
+                l, u = alpha_layer(p, v, lo, hi, pre, l, u, opts, deadline)
         pre[v] = (l, u)
         return l, u
 
@@ -75,13 +82,13 @@ def spec_bounds_batch(net: Network, lo, hi, bounds: BatchBounds, C, opts: BoundO
 _F64 = {m: BoundOptions(method=m) for m in METHODS}
 
 
-def network_bounds(net: Network, lo, hi, method: str = "crown",
-                   known: dict | None = None) -> Bounds:  # fmt: skip
+def network_bounds(net: Network, lo, hi, method: str = "crown", known: dict | None = None,
+                   deadline: float = math.inf) -> Bounds:  # fmt: skip
     """One point's bounds of every ReLU input over the box [lo, hi] (flat arrays), float64;
-    ``known``: bounds of some ReLU inputs found otherwise (see ``propagate``)."""
+    ``known``: bounds of some ReLU inputs found otherwise; ``deadline``: see ``propagate``."""
     if method not in METHODS:
         raise ValueError(f"unknown bound method {method!r}")
-    return propagate(net, lo, hi, _F64[method], known).point(0)
+    return propagate(net, lo, hi, _F64[method], known, deadline).point(0)
 
 
 def spec_bounds(net: Network, lo, hi, bounds: Bounds, C, target: int | None = None):

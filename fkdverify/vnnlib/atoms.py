@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..bounds.alpha import alpha_spec_bounds
@@ -9,15 +11,17 @@ from ..bounds.propagate import spec_bounds
 from ..net.vnnlib import Spec
 
 
-def spec_bounds_open(net, spec, bounds, rows, owner, open_k: list, alpha: bool):
-    """The atoms' lower bounds (alpha-CROWN on the open disjuncts' atoms if ``alpha``) and the
-    disjuncts they leave open."""
+def spec_bounds_open(net, spec, bounds, rows, owner, open_k: list, alpha: bool,
+                     deadline: float = math.inf):  # fmt: skip
+    """The atoms' lower bounds (alpha-CROWN on the open disjuncts' atoms if ``alpha``, its
+    iterations stopping at ``deadline``) and the disjuncts they leave open."""
     lb, _ = spec_bounds(net, spec.lo, spec.hi, bounds, rows[:, :-1])
     open_k = still_open(open_k, lb, rows, owner)
     if open_k and alpha:  # optimised slopes on the open disjuncts' atoms
         sel = np.isin(owner, open_k)
         start = (lb[sel], np.full(int(sel.sum()), np.inf))
-        lb[sel], _ = alpha_spec_bounds(net, spec.lo, spec.hi, bounds, rows[sel, :-1], start=start)
+        lb[sel], _ = alpha_spec_bounds(net, spec.lo, spec.hi, bounds, rows[sel, :-1], start=start,
+                                       deadline=deadline)  # fmt: skip
         open_k = still_open(open_k, lb, rows, owner)
     return lb, open_k
 

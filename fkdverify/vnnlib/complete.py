@@ -92,7 +92,7 @@ def bab_stages(net, spec, bounds, rows, owner, open_k, lb, closest, checker, opt
         )
         bounds = ref.bounds
         refined = f"; after MILP refinement ({ref.solved} bounds, {ref.stabilised} made stable)"
-        _, open_k[:] = _spec_bounds(net, spec, bounds, rows, owner, open_k, alpha)
+        _, open_k[:] = _spec_bounds(net, spec, bounds, rows, owner, open_k, alpha, deadline)
         if not open_k:
             return done(UNSAT, "milp-refine")
 

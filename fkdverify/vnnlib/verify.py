@@ -132,11 +132,14 @@ def verify(net: Network, path: str, spec: Spec, opts: VerifyOptions = VerifyOpti
     if time.perf_counter() > deadline:
         return done(TIMEOUT, "")
     bmethod = opts.method if opts.method not in COMPLETE else opts.milp_bounds
-    bounds = network_bounds(net, spec.lo, spec.hi, bmethod)
+    bounds = network_bounds(net, spec.lo, spec.hi, bmethod, deadline=deadline)
     rows, owner = _rows(spec)
-    lb, open_k = _spec_bounds(net, spec, bounds, rows, owner, open_k, bmethod == "alpha-crown")
+    lb, open_k = _spec_bounds(net, spec, bounds, rows, owner, open_k, bmethod == "alpha-crown",
+                              deadline)  # fmt: skip
     if not open_k:
         return done(UNSAT, "bounds")
+    if time.perf_counter() > deadline:
+        return done(TIMEOUT, "", note=f"the bounds took the time; {len(open_k)} disjuncts open")
     # The box vertices that minimise the open atoms' linear lower bounds: candidates and PGD
     # starts (counterexamples of saturated networks often sit on a vertex, off PGD's path).
     sel = np.isin(owner, open_k)

@@ -108,3 +108,23 @@ def test_pgd_points_inside_bounds_on_real_net(data):
                 x.requires_grad_(True)
             z = tn(x[None]).detach().numpy()[0]
             assert lb[k] <= z[k] <= ub[k]
+
+
+def test_bounds_past_their_deadline_fall_back_to_ibp_and_stay_sound(tmp_path):
+    """With the deadline already passed, alpha-CROWN and CROWN are skipped: the bounds are
+    IBP's (no tighter, still containing every sampled pre-activation)."""
+    net = import_onnx(random_mlp(tmp_path / "m.onnx", [5, 16, 16, 3], seed=4))
+    lo, hi = np.full(5, -0.5), np.full(5, 0.5)
+    late = network_bounds(net, lo, hi, "alpha-crown", deadline=0.0)
+    ibp = network_bounds(net, lo, hi, "ibp")
+    full = network_bounds(net, lo, hi, "alpha-crown")
+    xs = lo + np.random.default_rng(0).random((5000, 5)) * (hi - lo)
+    vals = TorchNet(net)(torch.from_numpy(xs), all_values=True)
+    tighter = False
+    for v in net.relu_inputs():
+        (l, u), (il, iu), (fl, fu) = late.pre[v], ibp.pre[v], full.pre[v]
+        assert np.allclose(l, il) and np.allclose(u, iu)
+        z = vals[v].detach().numpy()
+        assert (z >= l - 1e-9).all() and (z <= u + 1e-9).all()
+        tighter |= bool((fu - fl < iu - il - 1e-9).any())
+    assert tighter  # without the deadline the same call does tighten them
