@@ -72,10 +72,10 @@ def bab_stages(net, spec, bounds, rows, owner, open_k, lb, closest, checker, opt
                   np.searchsorted(open_k, owner[sel]), until, checker.confirm)  # fmt: skip
         if res.status == UNSAT:
             open_k.clear()
+        note = f"branch and bound: {res.domains} domains, depth {res.depth}"
         if res.status in (SAT, UNSAT):  # bab's words are VNN-COMP's, like ours
-            return done(res.status, "bab", res.found)
+            return done(res.status, "bab", res.found, note=note + refined)
         if not refine or res.status != TIMEOUT or time.perf_counter() >= deadline:
-            note = f"branch and bound: {res.domains} domains, depth {res.depth}"
             return done(res.status, "", note=note + (f"; {res.note}" if res.note else "") + refined)
         refine = False
         left = deadline - time.perf_counter()
