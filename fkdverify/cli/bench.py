@@ -30,12 +30,14 @@ def benchmark(grid, **kw):
     again to resume (finished tasks are skipped, no row is written twice)."""
     import signal
 
+    # SIGTERM: stop like Ctrl-C (installed before anything is written: a SIGTERM that comes
+    # earlier ends the process with nothing written, which a rerun handles the same way)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     from ..bench.run import BenchOptions
     from ..bench.run import benchmark as run_grid
 
     opts = BenchOptions(grid, kw["out"], kw["workers"], kw["ray_address"], kw["data_dir"],
                         kw["hard_limit"], kw["batch_size"])  # fmt: skip
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM: stop like Ctrl-C
     log_to_stderr(kw["quiet"])
     bar, counts = None, {}
 
