@@ -4,6 +4,7 @@ test points, the share that the network classifies correctly *and* is proven rob
 re-checked counterexample (PGD, then the MILPs' witnesses), and the undecided rest.
 
     FKD_DATA_DIR=../shared/data python benchmarks/robust_accuracy.py NET.onnx --eps 0.1 --n 1000
+        [--dataset fashion-mnist]
 """
 
 from __future__ import annotations
@@ -46,9 +47,10 @@ def main():
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--timeout", type=float, default=10.0, help="seconds per point (MILP)")
     ap.add_argument("--data-dir")
+    ap.add_argument("--dataset", help="mnist | fashion-mnist | cifar10 (default: from the input)")
     a = ap.parse_args()
     opts = CertifyOptions(eps=a.eps, timeout=a.timeout, attack=AttackOptions())
-    cfg = RunConfig(a.net, a.net, opts, data_dir=a.data_dir)
+    cfg = RunConfig(a.net, a.net, opts, dataset=a.dataset, data_dir=a.data_dir)
     t, s, norms = load_pair(cfg)
     ctx = PairContext(t, s, a.net, a.net, norms)
     ds = load_data(cfg, t, s)
