@@ -24,6 +24,10 @@ $T teacher --dataset cifar10 --data-dir $D --arch cnn-small --method pgd --eps 0
 for m in kd faithful; do
   $T student --teacher models/cifar10_teacher_pgd.onnx --method $m --dataset cifar10 --data-dir $D --arch cnn-tiny --eps 0.0078431 --epochs 10 --pgd-steps 5 --seed 0 --out models/cifar10_student_$m.onnx --quiet
 done
+# the baselines of the certified teacher: ARD, RSLAD, IAD (mlp:128,128, 20 epochs)
+for m in ard rslad iad; do
+  $T student --teacher $CT --method $m --dataset mnist --data-dir $D --arch mlp:128,128 --eps 0.1 --epochs 20 --seed 0 --out models/mnist_crownibp_student_$m.onnx --quiet
+done
 # Fashion-MNIST: a certified teacher (CROWN-IBP, as for MNIST) and its KD, certified-KD and faithful students
 $T teacher --dataset fashion-mnist --data-dir $D --arch mlp:256,256 --method crown-ibp --eps 0.1 --epochs 40 --ramp 0.4 --seed 0 --out models/fashion-mnist_teacher_crownibp.onnx --quiet
 FT=models/fashion-mnist_teacher_crownibp.onnx
