@@ -39,7 +39,7 @@ import torch
 from ..net.graph import Network
 from ..words import SpecResult
 from .adam import Adam
-from .domains import BabOptions, _Batch, _Problem, gather_rows
+from .domains import BabOptions, _Batch, _Problem, gather_rows, scatter_rows
 from .rules import relu_relaxation
 
 UNSAT, SAT = SpecResult.UNSAT, SpecResult.SAT
@@ -59,8 +59,9 @@ class BabResult:
 def _optimise(P: _Problem, B: _Batch, iters: int, sel: list):
     """Adam on alpha and beta (opt dtype) of the atoms ``sel`` (``_Problem.select``);
     returns the best (alpha, beta) per atom, (D, S, N) (the atoms not selected keep their
-    parent's). Domains closed by their best iterate so far (or their parent's bound) leave
-    the computation once a quarter of those still optimised have closed."""
+    parent's), and the same at the selected atoms alone, (D, k, N). Domains closed by their
+    best iterate so far (or their parent's bound) leave the computation once a quarter of
+    those still optimised have closed."""
     dt, opts = P.p32.dtype, P.opts
     idx = torch.cat(sel, 1)  # (D, k)
     alpha = gather_rows(B.alpha, idx).requires_grad_(True)
@@ -96,9 +97,7 @@ def _optimise(P: _Problem, B: _Batch, iters: int, sel: list):
             live, split, cols = live[alive], split[alive], cols[alive]
             parts = tuple(t[alive] for t in parts)
             alpha, beta = opt.narrow(alive)
-    out_a = B.alpha.scatter(1, idx[..., None].expand(-1, -1, P.N), best_a)
-    out_b = B.beta.scatter(1, idx[..., None].expand(-1, -1, P.N), best_b)
-    return out_a, out_b
+    return scatter_rows(B.alpha, idx, best_a), scatter_rows(B.beta, idx, best_b), best_a, best_b
 
 
 def _cut(sel: list, cols) -> list:
@@ -148,12 +147,12 @@ def _children(B: _Batch, at, cols, keep: bool = True) -> _Batch:
                   B.depth.repeat(2) + 1)  # fmt: skip
 
 
-def _branch(P: _Problem, B: _Batch, relu_out, open_, sel: list):
+def _branch(P: _Problem, B: _Batch, relu_out, open_, sel: list, sel_ab: tuple):
     """(D,) the neuron to split next per domain (-1 where no unstable neuron is left) and
     (D, k) the coefficients of the atoms ``sel`` on its ReLU output (``open_`` (D, k): those
-    of them that count). The ``fsb`` best neurons by intercept score are each tried - both
-    plain children bounded once, no optimisation - and the one whose worse child comes out
-    best is taken."""
+    of them that count; ``sel_ab``: B's alpha and beta at those atoms, (D, k, N)). The
+    ``fsb`` best neurons by intercept score are each tried - both plain children bounded
+    once, no optimisation - and the one whose worse child comes out best is taken."""
     D, S = open_.shape
     a = torch.cat([relu_out.get(v, B.l.new_zeros(D, S, n))
                    for v, n in zip(P.vs, P.sizes, strict=True)], 2)  # fmt: skip
@@ -164,9 +163,8 @@ def _branch(P: _Problem, B: _Batch, relu_out, open_, sel: list):
     if k > 1:
         rep = torch.arange(D).repeat_interleave(k)
         cols = top.reshape(-1)
-        idx = torch.cat(sel, 1)  # only the selected atoms' alpha and beta are copied
-        light = _Batch(B.split, B.l, B.u, gather_rows(B.alpha, idx), gather_rows(B.beta, idx),
-                       B.lb.gather(1, idx), B.depth)  # fmt: skip
+        # only the selected atoms' alpha and beta are copied
+        light = _Batch(B.split, B.l, B.u, *sel_ab, B.lb.gather(1, torch.cat(sel, 1)), B.depth)
         kids = _children(light.take(rep), None, cols, keep=False)
         ks = [g[rep].repeat(2, 1) for g in sel]
         with torch.no_grad():
@@ -191,12 +189,11 @@ def _bound(P: _Problem, B: _Batch, iters: int, sel: list | None = None):
     D = len(B.split)
     sel = sel if sel is not None else P.all_rows(D)
     idx = torch.cat(sel, 1)
-    alpha, beta = _optimise(P, B, iters, sel)
+    alpha, beta, sel_a, sel_b = _optimise(P, B, iters, sel)
     relu_out: dict = {}
     coef: list = []
     with torch.no_grad():
-        got = P.lower(P.p64, B.split, B.l, B.u, gather_rows(alpha, idx), gather_rows(beta, idx),
-                      relu_out, coef, sel=sel)  # fmt: skip
+        got = P.lower(P.p64, B.split, B.l, B.u, sel_a, sel_b, relu_out, coef, sel=sel)
         lb = B.lb.scatter(1, idx, torch.maximum(got, B.lb.gather(1, idx)))
         empty = ((B.split > 0) & (B.u < 0)) | ((B.split < 0) & (B.l > 0)) | (B.l > B.u)
         lb = torch.where(empty.any(1, keepdim=True), torch.inf, lb)
@@ -208,8 +205,9 @@ def _bound(P: _Problem, B: _Batch, iters: int, sel: list | None = None):
         at = lb.new_zeros(lb.shape)
         if len(live):
             sub = {v: c[live] for v, c in relu_out.items()}
+            sel_live, ab_live = [g[live] for g in sel], (sel_a[live], sel_b[live])
             branch[live], at_sel = _branch(P, B.take(live), sub, open_[live].to(lb.dtype),
-                                           [g[live] for g in sel])  # fmt: skip
+                                           sel_live, ab_live)  # fmt: skip
             at[live] = at[live].scatter(1, idx[live], at_sel)
         worst = torch.where(open_, got - P.b[idx], torch.inf).argmin(1)
         if coef[0] is None:

@@ -376,6 +376,11 @@ def gather_rows(t, idx):
     return t.gather(1, idx[..., None].expand(-1, -1, t.shape[2]))
 
 
+def scatter_rows(t, idx, vals):
+    """A copy of t (D, S, N) with the atoms idx (D, k, distinct per domain) set to vals."""
+    return t.scatter(1, idx[..., None].expand(-1, -1, t.shape[2]), vals)
+
+
 def _outward(lo, hi, dt):
     """(lo, hi) float64 in dtype dt, rounded outward (the box can only grow)."""
     if dt == lo.dtype:
