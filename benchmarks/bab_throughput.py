@@ -82,9 +82,12 @@ def main():
         default=sys.executable,
         help="the Python of alpha-beta-CROWN's environment (benchmarks/README.md)",
     )
-    ap.add_argument("--keep", help="a folder to keep the instances and alpha-beta-CROWN's logs in")
+    ap.add_argument("--keep", help="a new (or empty) folder to keep the instances and "
+                    "alpha-beta-CROWN's logs in")  # fmt: skip
     ap.add_argument("--data-dir", default=os.environ.get("FKD_DATA_DIR", "../shared/data"))
     a = ap.parse_args()
+    if a.keep and os.path.isdir(a.keep) and os.listdir(a.keep):
+        sys.exit(f"error: --keep {a.keep} is not empty; give a new folder (nothing is overwritten)")
     first, last = (int(v) for v in a.points.split("-"))
     print(f"PGD pair agreement instances, eps {a.eps}, {a.timeout:g} s each, bab (one tree)")
     with tempfile.TemporaryDirectory() as scratch:
