@@ -100,6 +100,8 @@ POINT_MODES = values(PointMode)
 PRECISIONS = values(Precision)
 DEVICES = ("auto", "cpu", "cuda")
 DATASETS = ("mnist", "fashion-mnist", "cifar10")
+TEACHER_METHODS = ("standard", "pgd", "ibp", "crown-ibp", "mtl-ibp")  # train teacher --method
+STUDENT_METHODS = ("kd", "ard", "rslad", "iad", "faithful", "certified-kd")  # train student
 
 
 def check_choice(option: str, value, allowed: tuple[str, ...]) -> None:

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from ..words import DATASETS, DEVICES
+from ..words import DATASETS, DEVICES, STUDENT_METHODS, TEACHER_METHODS
 from .common import cli
 
 
@@ -50,11 +50,14 @@ def train():
 @train.command("teacher")
 @_train_options
 @click.option(
-    "--method", type=click.Choice(["standard", "pgd", "ibp", "crown-ibp"]), default="pgd",
-    show_default=True, help="standard, PGD adversarial (Madry), IBP or CROWN-IBP certified.",
+    "--method", type=click.Choice(list(TEACHER_METHODS)), default="pgd", show_default=True,
+    help="standard, PGD adversarial (Madry), IBP or CROWN-IBP certified, or MTL-IBP "
+    "(adversarial and IBP losses mixed by --ibp-weight).",
 )  # fmt: skip
 @click.option("--ramp", type=float, default=0.5, show_default=True,
               help="Certified training: fraction of the run over which eps ramps up.")  # fmt: skip
+@click.option("--ibp-weight", type=float, default=0.5, show_default=True,
+              help="mtl-ibp: weight of the IBP loss (1 - it: the PGD loss).")  # fmt: skip
 def train_teacher(**kw):
     """Train a teacher network."""
     _run_training("teacher", kw)
@@ -65,7 +68,7 @@ def train_teacher(**kw):
 @click.option("--teacher", "teacher", required=True, type=click.Path(dir_okay=False),
               help="Teacher ONNX file.")  # fmt: skip
 @click.option(
-    "--method", type=click.Choice(["kd", "ard", "rslad", "iad", "faithful", "certified-kd"]),
+    "--method", type=click.Choice(list(STUDENT_METHODS)),
     default="faithful", show_default=True,
     help="Distillation method (certified-kd: KD + CROWN-IBP on the student).",
 )  # fmt: skip

@@ -80,6 +80,15 @@ def certified_loss(z, worst, y, kappa: float) -> torch.Tensor:
     return kappa * F.cross_entropy(z, y) + (1 - kappa) * F.cross_entropy(worst, y)
 
 
+def mtl_ibp_loss(z_adv, worst, y, ibp_weight: float) -> torch.Tensor:
+    """MTL-IBP (De Palma et al., ICLR 2024, "Expressive losses for verified robustness via
+    convex combinations"): (1 - a) CE(z(x_adv), y) + a CE(worst, y), ``z_adv`` the logits at
+    an adversarial point of the ball, ``worst`` the IBP upper bounds of z_j - z_y (0 at j = y)
+    as for ``certified_loss``; a = ``ibp_weight`` trades verifiability for accuracy."""
+    a = ibp_weight
+    return (1 - a) * F.cross_entropy(z_adv, y) + a * F.cross_entropy(worst, y)
+
+
 def certified_kd_loss(kd: torch.Tensor, worst, y, kappa: float) -> torch.Tensor:
     """Certified KD (a baseline): kappa KD + (1 - kappa) CE(worst, y), ``kd`` the KD loss on
     the clean input, ``worst`` as for ``certified_loss``."""

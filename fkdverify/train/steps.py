@@ -1,6 +1,7 @@
-"""One training step's loss for each method: teachers (standard, PGD, IBP, CROWN-IBP) and
-students (KD, ARD, RSLAD, IAD, faithful). Each function maps a batch to (loss, logits on the
-clean batch); the attack inside uses the step's own generator (reproducible, resumable)."""
+"""One training step's loss for each method: teachers (standard, PGD, IBP, CROWN-IBP,
+MTL-IBP) and students (KD, ARD, RSLAD, IAD, faithful, certified KD). Each function maps a
+batch to (loss, logits on the clean batch); the attack inside uses the step's own generator
+(reproducible, resumable)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from . import losses as L
 from .adversary import ball, pgd
 from .ibp import margin_lower_bounds, worst_logits
 
-TEACHER_METHODS = ("standard", "pgd", "ibp", "crown-ibp")
-STUDENT_METHODS = ("kd", "ard", "rslad", "iad", "faithful", "certified-kd")
+# teachers whose epsilon ramps up (Batch.eps, Batch.progress)
+RAMPED_TEACHERS = ("ibp", "crown-ibp", "mtl-ibp")
 # students whose loss has a bound term: its epsilon ramps up (Batch.progress), PGD's does not
 RAMPED_STUDENTS = ("certified-kd",)
 
@@ -41,8 +42,13 @@ def teacher_step(method: str, model, b: Batch, opts):
         xa = pgd(lambda v: F.cross_entropy(model(v), b.y, reduction="none"), b.x, b.eps,
                  opts.pgd_steps, b.gen)  # fmt: skip
         return F.cross_entropy(model(xa), b.y), z
-    # IBP / CROWN-IBP with the epsilon ramp; kappa 1 -> 0.5 and beta 1 -> 0 along it
     lo, hi = ball(b.x, b.eps)
+    if method == "mtl-ibp":  # the attack and the IBP term both at the ramped epsilon
+        xa = pgd(lambda v: F.cross_entropy(model(v), b.y, reduction="none"), b.x, b.eps,
+                 opts.pgd_steps, b.gen)  # fmt: skip
+        worst = worst_logits(model, lo, hi, b.y)
+        return L.mtl_ibp_loss(model(xa), worst, b.y, opts.ibp_weight), z
+    # IBP / CROWN-IBP with the epsilon ramp; kappa 1 -> 0.5 and beta 1 -> 0 along it
     beta = (1.0 - b.progress) if method == "crown-ibp" else 0.0
     worst = worst_logits(model, lo, hi, b.y, beta)
     return L.certified_loss(z, worst, b.y, kappa=1.0 - 0.5 * b.progress), z

@@ -16,12 +16,12 @@ import torch.nn.functional as F
 
 from ..data import DATASETS, load_or_download
 from ..errors import InputError
+from ..words import STUDENT_METHODS, TEACHER_METHODS
 from .adversary import pgd
 from .arch import build, parse_arch, to_network
 from .steps import (
     RAMPED_STUDENTS,
-    STUDENT_METHODS,
-    TEACHER_METHODS,
+    RAMPED_TEACHERS,
     Batch,
     student_step,
     teacher_confidence_bound,
@@ -56,6 +56,7 @@ class TrainOptions:
     hinge: float = 1.0
     bound_weight: float = 0.0  # faithful: weight of the bound-based gap term (0: off)
     iad_beta: float = 0.1
+    ibp_weight: float = 0.5  # mtl-ibp: weight of the IBP term against the adversarial one
     ramp: float = 0.5  # certified training: fraction of the run over which eps ramps up
     train_limit: int = 0  # use only the first N training images (0: all)
     eval_n: int = 1000  # test images for the PGD accuracy
@@ -94,6 +95,8 @@ class TrainOptions:
             raise InputError(f"--alpha is a weight in [0, 1], got {self.alpha}")
         if not 0 <= self.delta <= 1 or self.hinge < 0 or self.bound_weight < 0 or self.iad_beta < 0:
             raise InputError("--delta must be in [0, 1]; --hinge, --bound-weight, --iad-beta >= 0")
+        if not 0 <= self.ibp_weight <= 1:
+            raise InputError(f"--ibp-weight is a weight in [0, 1], got {self.ibp_weight}")
         if not 0 <= self.ramp <= 1:
             raise InputError(f"--ramp is a fraction of the run in [0, 1], got {self.ramp}")
 
@@ -127,7 +130,7 @@ def lr_at(opts: TrainOptions, step: int, total: int) -> float:
 def ramp_at(opts: TrainOptions, step: int, total: int) -> float:
     """Certified training: fraction of eps reached, 0 for the first 10% of the run, then a
     linear ramp over ``ramp`` of it (Gowal et al. 2018); PGD and students use eps at once."""
-    ramped = opts.method in ("ibp", "crown-ibp", *RAMPED_STUDENTS) or (
+    ramped = opts.method in (*RAMPED_TEACHERS, *RAMPED_STUDENTS) or (
         opts.method == "faithful" and opts.bound_weight > 0)  # fmt: skip
     if not ramped:
         return 1.0

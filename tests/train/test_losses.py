@@ -77,3 +77,9 @@ def test_certified_kd_by_hand():
     # kappa KD + (1 - kappa) CE((0, ln 3), 0) = 0.5 * 0.7 + 0.5 ln 4
     v = L.certified_kd_loss(torch.tensor(0.7, dtype=torch.float64), t([0.0, LN3]), Y0, kappa=0.5)
     assert v.item() == pytest.approx(0.5 * 0.7 + 0.5 * math.log(4), abs=1e-9)
+
+
+def test_mtl_ibp_by_hand():
+    # (1 - a) CE((ln 3, 0), 0) + a CE((0, ln 3), 0), a = 1/4: 3/4 ln(4/3) + 1/4 ln 4
+    v = L.mtl_ibp_loss(t([LN3, 0.0]), t([0.0, LN3]), Y0, ibp_weight=0.25)
+    assert v.item() == pytest.approx(0.75 * math.log(4 / 3) + 0.25 * math.log(4), abs=1e-9)

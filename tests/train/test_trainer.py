@@ -99,7 +99,7 @@ def test_every_student_method_trains(data, tmp_path, method):
 
 
 def test_certified_training_methods_run(data, tmp_path):
-    for m in ("ibp", "crown-ibp"):
+    for m in ("ibp", "crown-ibp", "mtl-ibp"):
         res = train(_opts(data, tmp_path, method=m, out=str(tmp_path / f"{m}.onnx")))
         assert res.clean_acc > 0.2
 
