@@ -102,6 +102,7 @@ DEVICES = ("auto", "cpu", "cuda")
 DATASETS = ("mnist", "fashion-mnist", "cifar10")
 TEACHER_METHODS = ("standard", "pgd", "ibp", "crown-ibp", "mtl-ibp")  # train teacher --method
 STUDENT_METHODS = ("kd", "ard", "rslad", "iad", "faithful", "certified-kd")  # train student
+STUDENT_BOUNDS = ("crown-ibp", "ibp")  # train student --student-bound (faithful's bound term)
 
 
 def check_choice(option: str, value, allowed: tuple[str, ...]) -> None:

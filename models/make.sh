@@ -18,7 +18,7 @@ $T teacher --dataset mnist --data-dir $D --arch mlp:256,256 --method crown-ibp -
 CT=models/mnist_teacher_crownibp.onnx
 $T student --teacher $CT --method kd --dataset mnist --data-dir $D --arch mlp:128,128 --eps 0.1 --epochs 20 --seed 0 --out models/mnist_crownibp_student_kd.onnx --quiet
 $T student --teacher $CT --method certified-kd --dataset mnist --data-dir $D --arch mlp:128,128 --eps 0.1 --epochs 20 --seed 0 --ramp 0.4 --out models/mnist_crownibp_student_certified-kd.onnx --quiet
-$T student --teacher $CT --method faithful --dataset mnist --data-dir $D --arch mlp:128,128 --eps 0.1 --epochs 20 --seed 0 --bound-weight 1.0 --ramp 0.4 --out models/mnist_crownibp_student_faithful.onnx --quiet
+$T student --teacher $CT --method faithful --dataset mnist --data-dir $D --arch mlp:128,128 --eps 0.1 --epochs 20 --seed 0 --bound-weight 1.0 --student-bound ibp --ramp 0.4 --out models/mnist_crownibp_student_faithful.onnx --quiet
 # CIFAR-10: PGD-5 instead of PGD-10 to fit a 2-core CPU; sized for bound-based certification
 $T teacher --dataset cifar10 --data-dir $D --arch cnn-small --method pgd --eps 0.0078431 --epochs 10 --pgd-steps 5 --seed 0 --out models/cifar10_teacher_pgd.onnx --quiet
 for m in kd faithful; do
@@ -33,4 +33,4 @@ $T teacher --dataset fashion-mnist --data-dir $D --arch mlp:256,256 --method cro
 FT=models/fashion-mnist_teacher_crownibp.onnx
 $T student --teacher $FT --method kd --dataset fashion-mnist --data-dir $D --arch mlp:128,128 --eps 0.1 --epochs 20 --seed 0 --out models/fashion-mnist_crownibp_student_kd.onnx --quiet
 $T student --teacher $FT --method certified-kd --dataset fashion-mnist --data-dir $D --arch mlp:128,128 --eps 0.1 --epochs 20 --seed 0 --ramp 0.4 --out models/fashion-mnist_crownibp_student_certified-kd.onnx --quiet
-$T student --teacher $FT --method faithful --dataset fashion-mnist --data-dir $D --arch mlp:128,128 --eps 0.1 --epochs 20 --seed 0 --bound-weight 1.0 --ramp 0.4 --out models/fashion-mnist_crownibp_student_faithful.onnx --quiet
+$T student --teacher $FT --method faithful --dataset fashion-mnist --data-dir $D --arch mlp:128,128 --eps 0.1 --epochs 20 --seed 0 --bound-weight 1.0 --student-bound ibp --ramp 0.4 --out models/fashion-mnist_crownibp_student_faithful.onnx --quiet

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from ..words import DATASETS, DEVICES, STUDENT_METHODS, TEACHER_METHODS
+from ..words import DATASETS, DEVICES, STUDENT_BOUNDS, STUDENT_METHODS, TEACHER_METHODS
 from .common import cli
 
 
@@ -83,6 +83,9 @@ def train_teacher(**kw):
               help="Faithful: weight of the gap hinge.")  # fmt: skip
 @click.option("--bound-weight", type=float, default=0.0, show_default=True,
               help="Faithful: weight of the bound-based gap term (0: off).")  # fmt: skip
+@click.option("--student-bound", type=click.Choice(list(STUDENT_BOUNDS)), default="crown-ibp",
+              show_default=True, help="Faithful with --bound-weight: the student's bounds in "
+              "the gap term (crown-ibp: annealed to IBP along the ramp).")  # fmt: skip
 @click.option("--iad-beta", type=float, default=0.1, show_default=True)
 def train_student(**kw):
     """Distil a student from a teacher ONNX file."""

@@ -87,7 +87,8 @@ def student_step(method: str, model, teacher, b: Batch, opts, teacher_bounds=Non
         gap_hi = None
         if opts.bound_weight > 0:  # the sound gap term, its epsilon ramped up
             lo, hi = ball(x, b.eps * b.progress)
-            gap_hi = faithful_gap_bound(model, teacher_bounds, lo, hi, y)
+            beta = 1.0 - b.progress if opts.student_bound == "crown-ibp" else 0.0
+            gap_hi = faithful_gap_bound(model, teacher_bounds, lo, hi, y, beta)
         loss = L.faithful_loss(zs, zt, y, model(xg), zt_g, opts.delta, opts.temp("faithful"),
                                opts.weight("faithful"), hinge=opts.hinge, gap_hi=gap_hi,
                                bound=opts.bound_weight)  # fmt: skip
@@ -95,11 +96,12 @@ def student_step(method: str, model, teacher, b: Batch, opts, teacher_bounds=Non
     raise ValueError(method)
 
 
-def faithful_gap_bound(model, teacher_bounds, lo, hi, y) -> torch.Tensor:
+def faithful_gap_bound(model, teacher_bounds, lo, hi, y, beta: float = 0.0) -> torch.Tensor:
     """Sound upper bounds (B,) of g = p_T^y - p_S^y over the boxes: the teacher's upper bound
-    of p_T^y (``teacher_confidence_bound``) minus the student's IBP lower bound of p_S^y,
-    differentiable in the student's parameters."""
-    s_lo = margin_lower_bounds(model, lo, hi, y)
+    of p_T^y (``teacher_confidence_bound``) minus the student's lower bound of p_S^y from
+    beta * CROWN-IBP + (1 - beta) * IBP margin bounds (``ibp.worst_logits``), differentiable
+    in the student's parameters."""
+    s_lo = margin_lower_bounds(model, lo, hi, y, beta)
     return teacher_bounds(lo, hi, y) - torch.sigmoid(-torch.logsumexp(-s_lo, 1))
 
 

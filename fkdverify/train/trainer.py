@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from ..data import DATASETS, load_or_download
 from ..errors import InputError
-from ..words import STUDENT_METHODS, TEACHER_METHODS
+from ..words import STUDENT_BOUNDS, STUDENT_METHODS, TEACHER_METHODS
 from .adversary import pgd
 from .arch import build, parse_arch, to_network
 from .steps import (
@@ -55,6 +55,9 @@ class TrainOptions:
     delta: float = 0.05  # faithful: gap the hinge pushes under
     hinge: float = 1.0
     bound_weight: float = 0.0  # faithful: weight of the bound-based gap term (0: off)
+    # faithful: the student's side of that term: IBP, or CROWN-IBP annealed to IBP along the
+    # ramp (beta 1 -> 0, as certified-kd and the crown-ibp teachers)
+    student_bound: str = "crown-ibp"
     iad_beta: float = 0.1
     ibp_weight: float = 0.5  # mtl-ibp: weight of the IBP term against the adversarial one
     ramp: float = 0.5  # certified training: fraction of the run over which eps ramps up
@@ -95,6 +98,8 @@ class TrainOptions:
             raise InputError(f"--alpha is a weight in [0, 1], got {self.alpha}")
         if not 0 <= self.delta <= 1 or self.hinge < 0 or self.bound_weight < 0 or self.iad_beta < 0:
             raise InputError("--delta must be in [0, 1]; --hinge, --bound-weight, --iad-beta >= 0")
+        if self.student_bound not in STUDENT_BOUNDS:
+            raise InputError(f"--student-bound must be one of {', '.join(STUDENT_BOUNDS)}")
         if not 0 <= self.ibp_weight <= 1:
             raise InputError(f"--ibp-weight is a weight in [0, 1], got {self.ibp_weight}")
         if not 0 <= self.ramp <= 1:

@@ -3,6 +3,7 @@ bound of the gap (sampled points never exceed it), and certified training leaves
 unstable ReLUs than standard training on the same data."""
 
 import numpy as np
+import pytest
 import torch
 
 from fkdverify.bounds import network_bounds
@@ -14,7 +15,8 @@ from fkdverify.train.trainer import train
 from tests.train.test_trainer import _opts
 
 
-def test_faithful_gap_bound_holds_on_sampled_points():
+@pytest.mark.parametrize("beta", [0.0, 0.5, 1.0])  # IBP, mixed, CROWN-IBP on the student
+def test_faithful_gap_bound_holds_on_sampled_points(beta):
     torch.manual_seed(0)
     shape = (1, 6, 6)
     teacher, student = build("mlp:20,20", shape, 4, None), build("mlp:12", shape, 4, None)
@@ -22,7 +24,7 @@ def test_faithful_gap_bound_holds_on_sampled_points():
     x = torch.rand(5, *shape)
     y = torch.tensor([0, 1, 2, 3, 0])
     lo, hi = (x - 0.05).clamp(0, 1), (x + 0.05).clamp(0, 1)
-    g_hi = faithful_gap_bound(student, bound, lo, hi, y).detach()
+    g_hi = faithful_gap_bound(student, bound, lo, hi, y, beta).detach()
     xs = lo[:, None] + torch.rand(5, 2000, *shape) * (hi - lo)[:, None]
     with torch.no_grad():
         flat = xs.reshape(-1, *shape)
@@ -32,6 +34,8 @@ def test_faithful_gap_bound_holds_on_sampled_points():
     gap = (pt.gather(2, idx) - ps.gather(2, idx))[..., 0]
     assert (gap <= g_hi[:, None] + 1e-5).all()
     assert (g_hi < 1.0).any()  # not the trivial bound everywhere
+    if beta == 1.0:  # CROWN-IBP's student bound is no looser than IBP's here
+        assert (g_hi <= faithful_gap_bound(student, bound, lo, hi, y, 0.0).detach() + 1e-6).all()
 
 
 def test_certified_training_leaves_fewer_unstable_relus(data, tmp_path):
