@@ -10,7 +10,8 @@ unknown, median time per point.
 The run asks the faithful property at ``--delta`` (0.1), which stops refining Delta_hi once it
 is <= delta: the rates at the other deltas count the points whose Delta_hi, as left by that
 run, is <= them. So they are sound lower bounds, marked ">=" (a point with Delta_hi in
-(0.05, 0.1] may be faithful at 0.05 with more work). One CSV per student is kept in --out.
+(0.05, 0.1] may be faithful at 0.05 with more work). One CSV per student is kept in --out;
+a rerun with the same settings resumes it (nothing is overwritten).
 
     FKD_DATA_DIR=../shared/data python benchmarks/faithful_students.py \\
         --teacher models/mnist_teacher_mtlibp.onnx --prefix models/mnist_mtlibp_student_ \\
@@ -24,10 +25,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from statistics import median
 
 from fkdverify import defaults as D
+from fkdverify.errors import InputError
 from fkdverify.net.onnx_import import import_onnx
 from fkdverify.pair import CertifyOptions
 from fkdverify.pair.runner import RunConfig, load_data, load_pair, run
@@ -89,15 +92,16 @@ def main():
         meta = import_onnx(path).meta
         stem = os.path.basename(path)[: -len(".onnx")]
         out = os.path.join(a.out, f"{stem}_eps{a.eps:g}_n{a.n}_t{a.timeout:g}.csv")
-        if os.path.exists(out):  # a file this script wrote before: the run starts afresh
-            os.remove(out)
         cfg = RunConfig(teacher, path, opts, data_dir=a.data_dir, out=out, workers=a.workers)
         t, _, _ = load_pair(cfg)
         ds = load_data(cfg, t)
         cfg = RunConfig(teacher, path, opts, dataset=ds.name, data_dir=a.data_dir, out=out,
                         workers=a.workers, indices=tuple(range(a.n)))  # fmt: skip
         t0 = time.perf_counter()
-        rows = [r for r in run(cfg, ds, t) if not r.note.startswith("skipped")]
+        try:  # an existing CSV of the same settings resumes; another one is refused
+            rows = [r for r in run(cfg, ds, t) if not r.note.startswith("skipped")]
+        except InputError as e:
+            sys.exit(f"error: {e}")
         took = time.perf_counter() - t0
         print(
             "| " + " | ".join(row(name, meta, rows, a.delta)) + f" |   ({took:.0f} s)", flush=True

@@ -34,18 +34,21 @@ def _rows_kl(target, logits, t=1.0):
     return F.kl_div(F.log_softmax(logits / t, 1), F.softmax(target / t, 1), reduction="none").sum(1)
 
 
+def _ce_pgd(model, x, y, eps: float, steps: int, gen):
+    """PGD on the model's own cross-entropy (Madry et al.): the adversarial point of each row."""
+    return pgd(lambda v: F.cross_entropy(model(v), y, reduction="none"), x, eps, steps, gen)
+
+
 def teacher_step(method: str, model, b: Batch, opts):
     z = model(b.x)
     if method == "standard":
         return F.cross_entropy(z, b.y), z
     if method == "pgd":  # Madry et al. 2018: train on the worst point found by PGD
-        xa = pgd(lambda v: F.cross_entropy(model(v), b.y, reduction="none"), b.x, b.eps,
-                 opts.pgd_steps, b.gen)  # fmt: skip
+        xa = _ce_pgd(model, b.x, b.y, b.eps, opts.pgd_steps, b.gen)
         return F.cross_entropy(model(xa), b.y), z
     lo, hi = ball(b.x, b.eps)
     if method == "mtl-ibp":  # the attack and the IBP term both at the ramped epsilon
-        xa = pgd(lambda v: F.cross_entropy(model(v), b.y, reduction="none"), b.x, b.eps,
-                 opts.pgd_steps, b.gen)  # fmt: skip
+        xa = _ce_pgd(model, b.x, b.y, b.eps, opts.pgd_steps, b.gen)
         worst = worst_logits(model, lo, hi, b.y)
         return L.mtl_ibp_loss(model(xa), worst, b.y, opts.ibp_weight), z
     # IBP / CROWN-IBP with the epsilon ramp; kappa 1 -> 0.5 and beta 1 -> 0 along it
@@ -76,7 +79,7 @@ def student_step(method: str, model, teacher, b: Batch, opts, teacher_bounds=Non
         xa = pgd(lambda v: _rows_kl(zt, model(v)), x, b.eps, steps, b.gen)
         return L.rslad_loss(model(xa), zs, zt), zs
     if method == "iad":
-        xa = pgd(lambda v: F.cross_entropy(model(v), y, reduction="none"), x, b.eps, steps, b.gen)
+        xa = _ce_pgd(model, x, y, b.eps, steps, b.gen)
         with torch.no_grad():
             pt = F.softmax(teacher(xa), 1).gather(1, y[:, None])[:, 0]
         return L.iad_loss(model(xa), zs, zt, pt, opts.iad_beta, opts.temp("iad")), zs
