@@ -61,12 +61,13 @@ def network_robustness(ctx: PairContext, teacher: bool, lo, hi, c: int, opts: Ce
     """Is one network of the pair robust at class c on the box? ('robust' | 'not' | 'unknown',
     witness re-checked on the ONNX file or None): CROWN, then one MILP per open class."""
     net = ctx.teacher if teacher else ctx.student
-    b = network_bounds(net, lo, hi, opts.milp_bounds)
+    deadline = time.perf_counter() + opts.timeout  # one limit for the bounds and the MILPs
+    b = network_bounds(net, lo, hi, opts.milp_bounds, deadline=deadline)
     _, ub = spec_bounds(net, lo, hi, b, pair_matrix(ctx.k))
     cand = candidates(ub, ctx.k, -opts.tau)
     if cand == [c]:
         return ROBUST, None
-    run = MilpRunner(opts.solver, time.perf_counter() + opts.timeout)
+    run = MilpRunner(opts.solver, deadline)
     return _robust(ctx, run, ub, net, b, lo, hi, c, cand, opts)
 
 
