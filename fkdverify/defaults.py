@@ -8,8 +8,11 @@ from .words import ClassMode, GapSign, Method, PointMode, Precision, Property, S
 # the teacher/student question (certify, benchmark grids, export)
 DELTA = 0.1  # faithful when agreement holds and Delta_hi <= DELTA
 PROPERTY = Property.FAITHFUL.value
-CERTIFY_METHOD = Method.AUTO.value  # milp where the exact MILP fits, else alpha-crown
-AUTO_MILP_RELUS = 4000  # auto: the exact MILP for dense pairs up to this many ReLUs
+CERTIFY_METHOD = Method.AUTO.value  # milp+bab where the exact MILP fits, else alpha-crown
+AUTO_MILP_RELUS = 4000  # auto: the exact MILP (+ bab) for dense pairs up to this many ReLUs
+# milp+bab: share of a point's time left that the agreement MILPs may use before branch and
+# bound takes over the agreement question (the gap MILP then gets what is left)
+MILP_BAB_MILP_SHARE = 0.25
 SOLVER = Solver.HIGHS.value
 CERTIFY_TIMEOUT = 60.0  # seconds per point
 # share of a point's time that the full attack may use where the bounds leave it open: it

@@ -19,7 +19,9 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
 
 from .errors import InputError
-from .words import Property, Verdict
+from .words import Method, Property, Verdict
+
+MILP_METHODS = (Method.MILP.value, Method.MILP_BAB.value)  # a solver ran (or could)
 
 # the verdict words, for the modules that write rows (defined once, in words.py)
 AGREE, DISAGREE, UNKNOWN = Verdict.AGREE, Verdict.DISAGREE, Verdict.UNKNOWN
@@ -100,7 +102,7 @@ class Result:
         decided = verdict is None
         if decided and opts.prop == Property.GAP:
             notes.append("agreement not checked (--property gap)")
-        solver = st.solver or (opts.solver if decided and opts.method == "milp" else "")
+        solver = st.solver or (opts.solver if decided and opts.method in MILP_METHODS else "")
         times = st.times
         return cls(
             index=q.index, label=q.label, cls=q.cls, teacher_pred=q.preds[0],

@@ -42,6 +42,7 @@ class Method(StrEnum):
     ALPHA_CROWN = "alpha-crown"
     MILP = "milp"
     BAB = "bab"
+    MILP_BAB = "milp+bab"  # certify: the MILPs, branch and bound where agreement stays open
     AUTO = "auto"  # certify: the strongest method that fits the pair (see pair/options.py)
 
 
@@ -89,7 +90,7 @@ def values(enum) -> tuple[str, ...]:
 BOUND_METHODS = (Method.IBP.value, Method.CROWN.value, Method.ALPHA_CROWN.value)
 EXPORT_FORMS = ("product", "robust")  # export: the product network, or one spec per network
 CERTIFY_METHODS = (Method.AUTO.value, Method.ATTACK.value, *BOUND_METHODS, Method.MILP.value,
-                   Method.BAB.value)  # fmt: skip
+                   Method.BAB.value, Method.MILP_BAB.value)  # fmt: skip
 VERIFY_METHODS = (Method.ATTACK.value, *BOUND_METHODS, Method.MILP.value, Method.BAB.value)
 COMPLETE_METHODS = (Method.MILP.value, Method.BAB.value)
 PROPERTIES = values(Property)

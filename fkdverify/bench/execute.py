@@ -28,7 +28,11 @@ def options(s: Setting) -> CertifyOptions:
     """The certify options of a setting (raises InputError for a bad value)."""
     from ..milp.backends import resolve_solver
 
-    solver = resolve_solver(s.solver) if s.method in (Method.MILP, Method.AUTO) else s.solver
+    solver = (
+        resolve_solver(s.solver)
+        if s.method in (Method.MILP, Method.MILP_BAB, Method.AUTO)
+        else s.solver
+    )
     engine = BoundOptions(precision=s.precision, device=auto_device())
     return CertifyOptions(eps=s.eps, delta=s.delta, prop=s.property, method=s.method,
                           solver=solver, gap_sign=s.gap_sign, timeout=s.timeout,

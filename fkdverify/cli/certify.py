@@ -58,10 +58,11 @@ def check_eps(eps: float) -> None:
               help="Faithful when agreement holds and the gap bound is <= delta.")  # fmt: skip
 @choice("--gap-sign", GAP_SIGNS, D.GAP_SIGN, "g = p_T^c - p_S^c, its opposite, or |.|.")
 @choice("--method", CERTIFY_METHODS, D.CERTIFY_METHOD,
-        "auto: milp where the exact MILP fits (dense pairs up to 4,000 ReLUs), else "
+        "auto: milp+bab where the exact MILP fits (dense pairs up to 4,000 ReLUs), else "
         "alpha-crown; attack: falsify only; ibp/crown/alpha-crown: bounds (incomplete, "
         "batched); milp: exact MILPs; bab: branch and bound over both networks' "
-        "ReLUs.")  # fmt: skip
+        "ReLUs; milp+bab: the MILPs, then branch and bound where agreement stays "
+        "open.")  # fmt: skip
 @click.option("--mean", help="Per-channel mean, e.g. 0.485,0.456,0.406: the ONNX files expect "
               "(x - mean) / std; eps stays in pixel space (default: ONNX metadata, else "
               "none).")  # fmt: skip
@@ -102,7 +103,11 @@ def certify(teacher, student, **kw):
     from ..pair.runner import RunConfig, load_data, load_pair, run, select_indices
 
     check_eps(kw["eps"])
-    solver = resolve_solver(kw["solver"]) if kw["method"] in ("milp", "auto") else kw["solver"]
+    solver = (
+        resolve_solver(kw["solver"])
+        if kw["method"] in ("milp", "milp+bab", "auto")
+        else kw["solver"]
+    )
     device = auto_device() if kw["device"] == "auto" else kw["device"]
     engine = BoundOptions(precision=kw["precision"], device=device,
                           memory_mb=kw["bounds_memory"])  # fmt: skip

@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 
+from .. import defaults as D
 from ..errors import InputError
 from ..milp.run import MilpRunner
 from ..results import Result
@@ -104,7 +105,7 @@ def decide(ctx: PairContext, qs: list[Question], opts: CertifyOptions) -> list[P
     fold(every, [Finding(how="bounds", times=(("bounds", share),)) for _ in qs])
     if opts.use_attack and (idx := still()):  # the full attack where the bounds left it open
         fold(idx, attack.attack(ctx, [qs[b] for b in idx], [sts[b] for b in idx], opts))
-    if opts.method == Method.MILP:
+    if opts.method in (Method.MILP, Method.MILP_BAB):
         for b in still():
             sts[b] = _milp(ctx, qs[b], sts[b], pb.point(b), opts)
     if opts.method == Method.BAB:
@@ -125,6 +126,31 @@ def _bab(q: Question, st: PointState, point_bounds, ctx: PairContext, opts) -> P
     return merge(q, st, Finding(how="bab", times=(("milp", time.perf_counter() - t0),)))
 
 
+def _agreement(ctx: PairContext, q: Question, st: PointState, pb, bt, bs, run: MilpRunner,
+               opts) -> PointState:  # fmt: skip
+    """The agreement MILPs; with ``milp+bab`` they get a share of the time left, and branch and
+    bound over the product (on the MILP's tighter bounds ``pb``) takes over where they leave
+    agreement open: on a deeper pair it often closes the (a, b) disjuncts in seconds that the
+    joint one-hot MILP does not close in a minute."""
+    if opts.method != Method.MILP_BAB:
+        return merge_all(q, st, agreement.milp_agreement(ctx, q, st, bt, bs, run, opts))
+    deadline = run.deadline
+    run.deadline = time.perf_counter() + D.MILP_BAB_MILP_SHARE * run.left()
+    st = merge_all(q, st, agreement.milp_agreement(ctx, q, st, bt, bs, run, opts))
+    run.deadline = deadline
+    if not agreement_open(st, opts) or run.expired():
+        return st
+    from .stages.bab import AGREEMENT_SHARE, bab_agreement  # torch-heavy: only when needed
+
+    until = deadline
+    if wants_gap(opts) and gap_open(st, opts):  # leave the gap MILP its share
+        until = time.perf_counter() + AGREEMENT_SHARE * run.left()
+    t0 = time.perf_counter()
+    st = merge_all(q, st, bab_agreement(ctx, q, st, pb, until, opts))
+    run.seconds += time.perf_counter() - t0  # the complete stage's seconds
+    return st
+
+
 def _milp(ctx: PairContext, q: Question, st: PointState, point_bounds, opts) -> PointState:
     """The bounds that feed the MILP, then the exact agreement and gap stages."""
     t0 = time.perf_counter()
@@ -135,7 +161,7 @@ def _milp(ctx: PairContext, q: Question, st: PointState, point_bounds, opts) -> 
     if is_open(st, opts):
         bt, bs = split_bounds(pb, ctx.off)
         if agreement_open(st, opts):
-            st = merge_all(q, st, agreement.milp_agreement(ctx, q, st, bt, bs, run, opts))
+            st = _agreement(ctx, q, st, pb, bt, bs, run, opts)
         if wants_gap(opts) and gap_open(st, opts):
             st = merge_all(q, st, gap.milp_gap(ctx, q, st, bt, bs, run, opts))
         if run.expired():

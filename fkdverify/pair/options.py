@@ -21,15 +21,16 @@ from .attack import AttackOptions
 
 
 def auto_method(teacher, student) -> str:
-    """``--method auto``: the exact MILP (attack -> bounds -> MILP) where it fits — dense
-    networks with at most ``AUTO_MILP_RELUS`` ReLUs together — else the batched bounds
+    """``--method auto``: the exact MILPs where they fit — dense networks with at most
+    ``AUTO_MILP_RELUS`` ReLUs together — with branch and bound taking over the agreement
+    question where the MILPs leave it open (``milp+bab``), else the batched bounds
     (alpha-CROWN through the product), the only practical way at CIFAR-CNN size."""
     from ..net.graph import Conv
 
     convs = any(isinstance(n.layer, Conv) for net in (teacher, student) for n in net.nodes)
     if convs or teacher.n_relus() + student.n_relus() > D.AUTO_MILP_RELUS:
         return Method.ALPHA_CROWN.value
-    return Method.MILP.value
+    return Method.MILP_BAB.value
 
 
 def resolved(opts: CertifyOptions, teacher, student) -> CertifyOptions:

@@ -64,7 +64,7 @@ class RunConfig:
         so that each point's time limit stays its own."""
         if self.batch:
             return self.batch
-        if self.opts.method == Method.MILP:
+        if self.opts.method in (Method.MILP, Method.MILP_BAB):
             return 1
         n = len(self.indices) if n is None else n
         return max(1, min(100, -(-n // self.workers)))

@@ -6,6 +6,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from fkdverify import defaults as D
 from fkdverify.errors import InputError
 from fkdverify.net.onnx_import import import_onnx
 from fkdverify.net.torch_net import evaluate
@@ -68,19 +69,26 @@ def grid_truth(t, s, lo, hi, c, n=401):
     return dis, gap
 
 
-@pytest.mark.parametrize(("method", "attack"), [("milp", True), ("bab", True), ("bab", False)])
-def test_complete_verdicts_match_grid_truth(tmp_path, method, attack):
+@pytest.mark.parametrize(
+    ("method", "attack", "milp_share"),
+    [("milp", True, 0.25), ("bab", True, 0.25), ("bab", False, 0.25), ("milp+bab", True, 0.25),
+     ("milp+bab", False, 0.0)],  # share 0: the agreement MILPs get no time, bab decides
+)  # fmt: skip
+def test_complete_verdicts_match_grid_truth(tmp_path, monkeypatch, method, attack, milp_share):
     """Never 'agree' where the grid shows a clear disagreement; gap bounds sandwich the grid
     maximum (attack <= MILP or bab <= bound); and the complete method decides (a certifier
     that always says unknown fails here). Without the attack, bab must find the
     disagreements itself."""
-    decided = {"agreement": 0, "gap": 0, "points": 0}
+    monkeypatch.setattr(D, "MILP_BAB_MILP_SHARE", milp_share)
+    decided = {"agreement": 0, "gap": 0, "points": 0, "bab": 0}
     opts = CertifyOptions(eps=0.1, prop="faithful", tol=1e-4, method=method, use_attack=attack)
     for seed in range(6):
         _grid_truth_case(tmp_path, seed, decided, opts)
     assert decided["points"] == 12
     assert decided["agreement"] >= MIN_AGREEMENT_DECIDED, decided
     assert decided["gap"] >= MIN_GAP_DECIDED, decided
+    if method == "milp+bab" and milp_share == 0:  # the hand-over to bab did happen
+        assert decided["bab"] > 0, decided
 
 
 MIN_AGREEMENT_DECIDED = 11  # of 12 (12 measured on 2026-12-01)
@@ -109,6 +117,7 @@ def _grid_truth_case(tmp_path, seed, decided, opts):
             assert f.gap_lower <= f.gap_upper
         decided["points"] += 1
         decided["agreement"] += f.agreement in ("agree", "disagree")
+        decided["bab"] += "agreement bab" in f.note
         decided["gap"] += (f.gap_upper - f.gap_lower <= 1e-4 + 1e-9 or f.gap_upper <= 0.1
                            or f.gap_lower > 0.1)  # fmt: skip
 

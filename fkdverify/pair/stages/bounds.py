@@ -12,6 +12,7 @@ and, before the MILP of one point, ``milp_bounds`` (the bounds that feed it)."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -186,7 +187,8 @@ def milp_bounds(ctx: PairContext, q: Question, st: PointState, bounds: Bounds,
     tightening for ``opts.lp_tighten`` of ``seconds``; their pair bounds as a finding."""
     out = []
     if opts.milp_bounds == Method.ALPHA_CROWN:
-        bounds = network_bounds(ctx.product, q.lo, q.hi, "alpha-crown")
+        until = time.perf_counter() + seconds  # the point's deadline
+        bounds = network_bounds(ctx.product, q.lo, q.hi, "alpha-crown", deadline=until)
         out.append(Finding(how="alpha-CROWN bounds",
                            unstable=(("alpha-crown", bounds.n_unstable()),)))  # fmt: skip
     if opts.lp_tighten > 0:
