@@ -19,9 +19,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
 
 from .errors import InputError
-from .words import Method, Property, Verdict
-
-MILP_METHODS = (Method.MILP.value, Method.MILP_BAB.value)  # a solver ran (or could)
+from .words import MILP_METHODS, Property, Verdict
 
 # the verdict words, for the modules that write rows (defined once, in words.py)
 AGREE, DISAGREE, UNKNOWN = Verdict.AGREE, Verdict.DISAGREE, Verdict.UNKNOWN

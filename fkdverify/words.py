@@ -93,6 +93,8 @@ CERTIFY_METHODS = (Method.AUTO.value, Method.ATTACK.value, *BOUND_METHODS, Metho
                    Method.BAB.value, Method.MILP_BAB.value)  # fmt: skip
 VERIFY_METHODS = (Method.ATTACK.value, *BOUND_METHODS, Method.MILP.value, Method.BAB.value)
 COMPLETE_METHODS = (Method.MILP.value, Method.BAB.value)
+MILP_METHODS = (Method.MILP.value, Method.MILP_BAB.value)  # certify: a MILP solver runs
+SOLVER_METHODS = (*MILP_METHODS, Method.AUTO.value)  # certify: --solver is resolved for these
 PROPERTIES = values(Property)
 GAP_SIGNS = values(GapSign)
 SOLVERS = values(Solver)

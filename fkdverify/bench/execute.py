@@ -16,7 +16,7 @@ from ..pair.options import CertifyOptions
 from ..pair.runner import RunConfig, decide, load_data, pair_context, undecided
 from ..pool import cached
 from ..results import COLUMNS, ERROR, UNKNOWN, Result, RowSetting
-from ..words import Method
+from ..words import SOLVER_METHODS
 from .grid import SETTING_COLUMNS, Setting, Task
 
 # CSV of a benchmark: the task id, the setting, then certify's columns (shared ones once)
@@ -28,11 +28,7 @@ def options(s: Setting) -> CertifyOptions:
     """The certify options of a setting (raises InputError for a bad value)."""
     from ..milp.backends import resolve_solver
 
-    solver = (
-        resolve_solver(s.solver)
-        if s.method in (Method.MILP, Method.MILP_BAB, Method.AUTO)
-        else s.solver
-    )
+    solver = resolve_solver(s.solver) if s.method in SOLVER_METHODS else s.solver
     engine = BoundOptions(precision=s.precision, device=auto_device())
     return CertifyOptions(eps=s.eps, delta=s.delta, prop=s.property, method=s.method,
                           solver=solver, gap_sign=s.gap_sign, timeout=s.timeout,

@@ -18,6 +18,7 @@ from ..words import (
     POINT_MODES,
     PRECISIONS,
     PROPERTIES,
+    SOLVER_METHODS,
     SOLVERS,
 )
 from .common import choice, cli, log_to_stderr, progress, warn
@@ -103,11 +104,7 @@ def certify(teacher, student, **kw):
     from ..pair.runner import RunConfig, load_data, load_pair, run, select_indices
 
     check_eps(kw["eps"])
-    solver = (
-        resolve_solver(kw["solver"])
-        if kw["method"] in ("milp", "milp+bab", "auto")
-        else kw["solver"]
-    )
+    solver = resolve_solver(kw["solver"]) if kw["method"] in SOLVER_METHODS else kw["solver"]
     device = auto_device() if kw["device"] == "auto" else kw["device"]
     engine = BoundOptions(precision=kw["precision"], device=device,
                           memory_mb=kw["bounds_memory"])  # fmt: skip

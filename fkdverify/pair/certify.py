@@ -15,7 +15,7 @@ from .. import defaults as D
 from ..errors import InputError
 from ..milp.run import MilpRunner
 from ..results import Result
-from ..words import Method, Property
+from ..words import MILP_METHODS, Method, Property
 from .context import PairContext, split_bounds
 from .options import CertifyOptions, resolved
 from .recheck import gap_witness
@@ -105,7 +105,7 @@ def decide(ctx: PairContext, qs: list[Question], opts: CertifyOptions) -> list[P
     fold(every, [Finding(how="bounds", times=(("bounds", share),)) for _ in qs])
     if opts.use_attack and (idx := still()):  # the full attack where the bounds left it open
         fold(idx, attack.attack(ctx, [qs[b] for b in idx], [sts[b] for b in idx], opts))
-    if opts.method in (Method.MILP, Method.MILP_BAB):
+    if opts.method in MILP_METHODS:
         for b in still():
             sts[b] = _milp(ctx, qs[b], sts[b], pb.point(b), opts)
     if opts.method == Method.BAB:
@@ -140,12 +140,10 @@ def _agreement(ctx: PairContext, q: Question, st: PointState, pb, bt, bs, run: M
     run.deadline = deadline
     if not agreement_open(st, opts) or run.expired():
         return st
-    from .stages.bab import AGREEMENT_SHARE, bab_agreement  # torch-heavy: only when needed
+    from .stages.bab import agreement_deadline, bab_agreement  # torch-heavy: only when needed
 
-    until = deadline
-    if wants_gap(opts) and gap_open(st, opts):  # leave the gap MILP its share
-        until = time.perf_counter() + AGREEMENT_SHARE * run.left()
     t0 = time.perf_counter()
+    until = agreement_deadline(st, deadline, opts)  # the gap MILP keeps its share
     st = merge_all(q, st, bab_agreement(ctx, q, st, pb, until, opts))
     run.seconds += time.perf_counter() - t0  # the complete stage's seconds
     return st

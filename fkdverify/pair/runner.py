@@ -24,7 +24,15 @@ from ..results import (
     result_of,
     write_sidecar,
 )
-from ..words import CLASS_MODES, POINT_MODES, ClassMode, Method, PointMode, Verdict, check_choice
+from ..words import (
+    CLASS_MODES,
+    MILP_METHODS,
+    POINT_MODES,
+    ClassMode,
+    PointMode,
+    Verdict,
+    check_choice,
+)
 from .certify import certify_batch
 from .context import PairContext
 from .options import CertifyOptions, resolved
@@ -64,7 +72,7 @@ class RunConfig:
         so that each point's time limit stays its own."""
         if self.batch:
             return self.batch
-        if self.opts.method in (Method.MILP, Method.MILP_BAB):
+        if self.opts.method in MILP_METHODS:
             return 1
         n = len(self.indices) if n is None else n
         return max(1, min(100, -(-n // self.workers)))

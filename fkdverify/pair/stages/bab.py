@@ -135,13 +135,19 @@ def bab_gap(ctx: PairContext, q: Question, st: PointState, bounds: Bounds, deadl
 AGREEMENT_SHARE = 0.6  # of the time left, when the gap is asked too
 
 
+def agreement_deadline(st: PointState, deadline: float, opts: CertifyOptions) -> float:
+    """Until when the agreement tree may run: ``deadline``, or AGREEMENT_SHARE of the time
+    left when the gap is still to be decided after it."""
+    if opts.prop != Property.AGREEMENT and gap_open(st, opts):
+        return time.perf_counter() + AGREEMENT_SHARE * (deadline - time.perf_counter())
+    return deadline
+
+
 def bab_point(ctx: PairContext, q: Question, st: PointState, bounds: Bounds, deadline: float,
               opts: CertifyOptions) -> PointState:  # fmt: skip
     """Agreement, then the gap, each by its tree, under one deadline."""
     if opts.prop != Property.GAP and st.agreement == Verdict.UNKNOWN:
-        until = deadline
-        if opts.prop != Property.AGREEMENT and gap_open(st, opts):
-            until = time.perf_counter() + AGREEMENT_SHARE * (deadline - time.perf_counter())
+        until = agreement_deadline(st, deadline, opts)
         st = merge_all(q, st, bab_agreement(ctx, q, st, bounds, until, opts))
     if opts.prop != Property.AGREEMENT and gap_open(st, opts):
         st = merge_all(q, st, bab_gap(ctx, q, st, bounds, deadline, opts))
