@@ -4,6 +4,7 @@ notes (e.g. a licence fallback) and solver seconds for the caller to report."""
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import replace
 
 from ..errors import SolverRefused
@@ -27,6 +28,17 @@ class MilpRunner:
 
     def expired(self) -> bool:
         return self.left() <= MIN_LEFT_S
+
+    @contextmanager
+    def capped(self, share: float):
+        """Within the block, the deadline is ``share`` of the time left (never later than
+        the runner's own); it is restored on the way out."""
+        deadline = self.deadline
+        self.deadline = min(deadline, time.perf_counter() + share * self.left())
+        try:
+            yield self
+        finally:
+            self.deadline = deadline
 
     def __call__(self, model, share: float = 1.0, abs_gap: float = 0.0) -> Solution | None:
         """Solve with ``share`` of the time left (all of it by default); None past the

@@ -135,9 +135,8 @@ def _agreement(ctx: PairContext, q: Question, st: PointState, pb, bt, bs, run: M
     if opts.method != Method.MILP_BAB:
         return merge_all(q, st, agreement.milp_agreement(ctx, q, st, bt, bs, run, opts))
     deadline = run.deadline
-    run.deadline = time.perf_counter() + D.MILP_BAB_MILP_SHARE * run.left()
-    st = merge_all(q, st, agreement.milp_agreement(ctx, q, st, bt, bs, run, opts))
-    run.deadline = deadline
+    with run.capped(D.MILP_BAB_MILP_SHARE):
+        st = merge_all(q, st, agreement.milp_agreement(ctx, q, st, bt, bs, run, opts))
     if not agreement_open(st, opts) or run.expired():
         return st
     from .stages.bab import agreement_deadline, bab_agreement  # torch-heavy: only when needed
