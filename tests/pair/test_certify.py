@@ -70,18 +70,21 @@ def grid_truth(t, s, lo, hi, c, n=401):
 
 
 @pytest.mark.parametrize(
-    ("method", "attack", "milp_share"),
-    [("milp", True, 0.25), ("bab", True, 0.25), ("bab", False, 0.25), ("milp+bab", True, 0.25),
-     ("milp+bab", False, 0.0)],  # share 0: the agreement MILPs get no time, bab decides
+    ("method", "attack", "milp_share", "prop"),
+    [("milp", True, 0.25, "faithful"), ("milp", True, 0.25, "gap"), ("bab", True, 0.25, "faithful"),
+     ("bab", False, 0.25, "faithful"), ("milp+bab", True, 0.25, "faithful"),
+     ("milp+bab", False, 0.0, "faithful")],  # share 0: the agreement MILPs get no time
 )  # fmt: skip
-def test_complete_verdicts_match_grid_truth(tmp_path, monkeypatch, method, attack, milp_share):
+def test_complete_verdicts_match_grid_truth(tmp_path, monkeypatch, method, attack, milp_share,
+                                            prop):  # fmt: skip
     """Never 'agree' where the grid shows a clear disagreement; gap bounds sandwich the grid
-    maximum (attack <= MILP or bab <= bound); and the complete method decides (a certifier
-    that always says unknown fails here). Without the attack, bab must find the
-    disagreements itself."""
+    maximum (attack <= MILP or bab <= bound; ``gap``: the joint MILP refined to tol on the
+    margins that the margin MILPs tightened first); and the complete method decides (a
+    certifier that always says unknown fails here). Without the attack, bab must find the
+    disagreements itself; with the MILP share 0, bab decides agreement."""
     monkeypatch.setattr(D, "MILP_BAB_MILP_SHARE", milp_share)
     decided = {"agreement": 0, "gap": 0, "points": 0, "bab": 0}
-    opts = CertifyOptions(eps=0.1, prop="faithful", tol=1e-4, method=method, use_attack=attack)
+    opts = CertifyOptions(eps=0.1, prop=prop, tol=1e-4, method=method, use_attack=attack)
     for seed in range(6):
         _grid_truth_case(tmp_path, seed, decided, opts)
     assert decided["points"] == 12
