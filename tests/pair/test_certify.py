@@ -88,12 +88,14 @@ def test_complete_verdicts_match_grid_truth(tmp_path, monkeypatch, method, attac
     for seed in range(6):
         _grid_truth_case(tmp_path, seed, decided, opts)
     assert decided["points"] == 12
-    assert decided["agreement"] >= MIN_AGREEMENT_DECIDED, decided
+    if prop != "gap":  # --property gap asks only the gap
+        assert decided["agreement"] >= MIN_AGREEMENT_DECIDED, decided
     assert decided["gap"] >= MIN_GAP_DECIDED, decided
     if method == "milp+bab" and milp_share == 0:  # the hand-over to bab did happen
         assert decided["bab"] > 0, decided
 
 
+GRID_CELL_TOL = 1e-3  # the gap's change over one cell of the 401 x 401 grid, with room
 MIN_AGREEMENT_DECIDED = 11  # of 12 (12 measured on 2026-12-01)
 MIN_GAP_DECIDED = 11  # Delta_hi - Delta_lo <= tol, or Delta on one side of delta (12 measured)
 
@@ -114,7 +116,9 @@ def _grid_truth_case(tmp_path, seed, decided, opts):
         if f.agreement == "disagree":
             zt, zs = evaluate(ctx.teacher, cex)[0], evaluate(ctx.student, cex)[0]
             assert zt.argmax() != zs.argmax()
-        assert f.gap_lower <= gap + 1e-6
+        # the grid's maximum is a sample: a refined re-checked point may lie between grid
+        # points and beat it by up to the gap's change over one cell (measured 2e-5)
+        assert f.gap_lower <= gap + GRID_CELL_TOL
         if not np.isnan(f.gap_upper):
             assert gap <= f.gap_upper + 1e-9
             assert f.gap_lower <= f.gap_upper
