@@ -83,12 +83,12 @@ def compare(name, pair, pts, eps, timeout):
               f"{len(rs)}  faithful decided {faith_dec:2d}/{len(rs)}  median gap width "
               f"{median(widths) if widths else float('nan'):.4f}  median {median(t):6.2f} s  "
               f"max {max(t):6.2f} s  (wall {wall:.0f} s)")  # fmt: skip
-    t = {m: median(r.time_total_s for r in rs) for m, rs in rows.items()}
-    d = {m: sum(r.agreement != "unknown" for r in rs) for m, rs in rows.items()}
+    med = {m: median(r.time_total_s for r in rs) for m, rs in rows.items()}
+    dec = {m: sum(r.agreement != "unknown" for r in rs) for m, rs in rows.items()}
     for m in ("bab", "milp+bab"):
         print(
-            f"  ratios milp/{m}: median time {t['milp'] / t[m]:.2f}x, agreement decided "
-            f"{d['milp']}/{d[m]}"
+            f"  ratios milp/{m}: median time {med['milp'] / med[m]:.2f}x, agreement decided "
+            f"{dec['milp']}/{dec[m]}"
         )
 
 
