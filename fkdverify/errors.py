@@ -35,6 +35,10 @@ class SolverRefused(SolverError):
     """The back-end will not take this model (e.g. Gurobi's size-limited licence)."""
 
 
+class WorkerError(FkdError):
+    """The worker processes of ``--workers`` cannot start."""
+
+
 class SoundnessError(FkdError):
     """An internal invariant of DESIGN.md section 2 broke (a bug): never written as a result."""
 

@@ -16,7 +16,11 @@ from dataclasses import dataclass
 from multiprocessing.connection import wait
 from typing import Any
 
+from .errors import WorkerError
+
 GRACE_S = 30.0  # worker start-up and model build on top of a task's own limit
+READY = "ready"  # a worker's first message: it got past importing the parent's main module
+START_DEATHS = 2  # workers in a row dying before READY: the pool cannot start (WorkerError)
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,7 @@ class Failure:
 def _worker(conn, work, init, init_args) -> None:
     """Run tasks sent over ``conn`` until it closes. Ctrl-C belongs to the parent."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    conn.send(READY)
     import torch
 
     torch.set_num_threads(1)
@@ -70,6 +75,20 @@ class _Slot:
         child.close()
         self.task: PoolTask | None = None
         self.started = 0.0
+        self.ready = False
+
+    def result(self):
+        """(key, value) of the finished task, or None; notes READY on the way."""
+        try:
+            while self.conn.poll():
+                msg = self.conn.recv()
+                if msg == READY:
+                    self.ready = True
+                else:
+                    return msg
+        except (EOFError, OSError):
+            pass
+        return None
 
     def send(self, task: PoolTask) -> None:
         self.task, self.started = task, time.monotonic()
@@ -100,6 +119,7 @@ def run_pool(tasks: list[PoolTask], workers: int, work: Callable,
         return _Slot(ctx, work, init, init_args)
 
     slots = [slot() for _ in range(min(workers, len(tasks)))]
+    start_deaths = 0
     try:
         while pending or any(s.task for s in slots):
             for s in slots:
@@ -110,21 +130,23 @@ def run_pool(tasks: list[PoolTask], workers: int, work: Callable,
             for i, s in enumerate(slots):
                 if s.task is None:
                     continue
-                task, result = s.task, None
-                try:
-                    if s.conn.poll():
-                        result = s.conn.recv()
-                except (EOFError, OSError):
-                    result = None
+                task, result = s.task, s.result()
+                start_deaths = 0 if s.ready else start_deaths
                 if result is not None:
                     s.task = None
                     on_done(task, result[1])
                 elif not s.proc.is_alive():
-                    tries[task.key] = tries.get(task.key, 0) + 1
-                    if tries[task.key] <= retries:
+                    if not s.ready:  # it died importing the main module: the task never ran
+                        start_deaths += 1
+                        if start_deaths >= START_DEATHS:
+                            raise WorkerError(_start_message(s.proc.exitcode))
                         pending.appendleft(task)
                     else:
-                        on_fail(task, Failure("died", s.proc.exitcode, tries[task.key]))
+                        tries[task.key] = tries.get(task.key, 0) + 1
+                        if tries[task.key] <= retries:
+                            pending.appendleft(task)
+                        else:
+                            on_fail(task, Failure("died", s.proc.exitcode, tries[task.key]))
                     s.kill()
                     slots[i] = slot()
                 elif time.monotonic() - s.started > task.limit:
@@ -134,6 +156,13 @@ def run_pool(tasks: list[PoolTask], workers: int, work: Callable,
     finally:
         for s in slots:
             s.kill()
+
+
+def _start_message(code) -> str:
+    return (f"worker processes exit (code {code}) before they can run a task, while they "
+            "import the calling script: with workers > 1, call fkdverify from a script only "
+            'under `if __name__ == "__main__":` (workers are spawned and import it), or use '
+            "workers=1")  # fmt: skip
 
 
 # ------------------------------------------------------------------ the per-process cache

@@ -52,3 +52,45 @@ def test_cache_builds_once():
     for _ in range(3):
         assert cached(("t", 1), lambda: calls.append(1) or "v") == "v"
     assert calls == [1]
+
+
+UNGUARDED = """
+from fkdverify.errors import WorkerError
+from fkdverify.pool import PoolTask, run_pool
+
+
+def square(x):
+    return x * x
+
+
+try:  # no `if __name__ == "__main__":`: each spawned worker re-runs this and dies
+    run_pool([PoolTask(i, (i,), 60) for i in range(4)], 2, square, lambda t, r: None,
+             lambda t, f: print("FAILED", t.key))
+    print("NO ERROR")
+except WorkerError as e:
+    print("WORKER ERROR:", e)
+"""
+
+
+def test_workers_that_die_importing_an_unguarded_script_stop_the_pool(tmp_path):
+    """The spawn-and-import failure is one clear error at once, not every task failing."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "unguarded.py"
+    script.write_text(UNGUARDED)
+    t0 = time.monotonic()
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=120, cwd=tmp_path).stdout  # fmt: skip
+    assert time.monotonic() - t0 < 60
+    assert "WORKER ERROR:" in out and '__name__ == "__main__"' in out
+    assert "FAILED" not in out and "NO ERROR" not in out
+
+
+def test_a_task_that_kills_its_worker_is_not_a_start_failure():
+    """A worker that dies *running* a task (after it started) is retried per task."""
+    failed, done = [], {}
+    tasks = [PoolTask(0, (3,), 60), PoolTask(1, (4,), 60), PoolTask(2, (5,), 60)]
+    run_pool(tasks, 2, die, lambda t, r: done.__setitem__(t.key, r),
+             lambda t, f: failed.append((t.key, f.exitcode)), retries=0)  # fmt: skip
+    assert sorted(failed) == [(0, 3), (1, 4), (2, 5)] and not done
