@@ -135,18 +135,19 @@ def run_pool(tasks: list[PoolTask], workers: int, work: Callable,
                 if result is not None:
                     s.task = None
                     on_done(task, result[1])
+                elif not s.proc.is_alive() and not s.ready:  # died importing the main
+                    start_deaths += 1  # module: its task never ran, so it costs no try
+                    if start_deaths >= START_DEATHS:
+                        raise WorkerError(_start_message(s.proc.exitcode))
+                    pending.appendleft(task)
+                    s.kill()
+                    slots[i] = slot()
                 elif not s.proc.is_alive():
-                    if not s.ready:  # it died importing the main module: the task never ran
-                        start_deaths += 1
-                        if start_deaths >= START_DEATHS:
-                            raise WorkerError(_start_message(s.proc.exitcode))
+                    tries[task.key] = tries.get(task.key, 0) + 1
+                    if tries[task.key] <= retries:
                         pending.appendleft(task)
                     else:
-                        tries[task.key] = tries.get(task.key, 0) + 1
-                        if tries[task.key] <= retries:
-                            pending.appendleft(task)
-                        else:
-                            on_fail(task, Failure("died", s.proc.exitcode, tries[task.key]))
+                        on_fail(task, Failure("died", s.proc.exitcode, tries[task.key]))
                     s.kill()
                     slots[i] = slot()
                 elif time.monotonic() - s.started > task.limit:
