@@ -23,6 +23,9 @@ TOL = 1e-3  # Delta_hi - Delta_lo that counts as exact
 TAU = 1e-4  # proof margin on logit differences (>> solver feasibility tolerance)
 STRICT = 1e-3  # margin asked of a candidate counterexample (certify)
 MILP_BOUNDS = Method.ALPHA_CROWN.value  # bounds that feed the MILP (big-M, stable ReLUs)
+# faithful: seconds of a point's time left that narrow [Delta_lo, Delta_hi] once the verdict is
+# settled with agreement (the faithful question alone stops Delta_hi at delta)
+GAP_REFINE = 0.0
 CERTIFY_LP_TIGHTEN = 0.0  # share of a point's time spent on LP bound tightening (0: off)
 CLASS_MODE = ClassMode.LABEL.value
 POINT_MODE = PointMode.TEACHER_CORRECT.value

@@ -82,6 +82,10 @@ def check_eps(eps: float) -> None:
 @click.option("--lp-tighten", type=float, default=D.CERTIFY_LP_TIGHTEN, show_default=True,
               help="Share of a point's time spent on LP bound tightening before the MILP "
               "(0: off).")  # fmt: skip
+@click.option("--gap-refine", type=float, default=D.GAP_REFINE, show_default=True,
+              help="Seconds per point, out of its time left, that narrow the gap interval "
+              "once the point is decided with agreement (faithful stops Delta_hi at "
+              "delta; 0: off).")  # fmt: skip
 @click.option("--no-attack", is_flag=True, help="Skip PGD (measure the certifier alone).")
 @click.option("--no-differential", is_flag=True,
               help="Skip the differential bounds on z_T - z_S that pairs of the same shape "
@@ -112,7 +116,8 @@ def certify(teacher, student, **kw):
         eps=kw["eps"], delta=kw["delta"], prop=kw["prop"], method=kw["method"], solver=solver,
         gap_sign=kw["gap_sign"], timeout=kw["timeout"], tol=kw["tol"],
         milp_bounds=kw["milp_bounds"], use_attack=not kw["no_attack"],
-        differential=not kw["no_differential"], lp_tighten=kw["lp_tighten"], engine=engine,
+        differential=not kw["no_differential"], lp_tighten=kw["lp_tighten"],
+        gap_refine=kw["gap_refine"], engine=engine,
     )  # fmt: skip
     out = kw["out"] or default_out(teacher, student, kw["eps"])
     common = dict(class_mode=kw["class_mode"], points=kw["points"], out=out,

@@ -8,6 +8,7 @@ the only writer of a point's state. The result rows are built by ``Result.from_p
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -15,7 +16,7 @@ from .. import defaults as D
 from ..errors import InputError
 from ..milp.run import MilpRunner
 from ..results import Result
-from ..words import MILP_METHODS, Method, Property
+from ..words import MILP_METHODS, Method, Property, Verdict
 from .context import PairContext, split_bounds
 from .options import CertifyOptions, resolved
 from .recheck import gap_witness
@@ -111,7 +112,39 @@ def decide(ctx: PairContext, qs: list[Question], opts: CertifyOptions) -> list[P
     if opts.method == Method.BAB:
         for b in still():
             sts[b] = _bab(qs[b], sts[b], pb.point(b), ctx, opts)
+    if opts.gap_refine > 0 and opts.prop == Property.FAITHFUL and opts.method in COMPLETE:
+        for b in still(refinable):
+            sts[b] = _refine(ctx, qs[b], sts[b], pb.point(b), opts)
     return sts
+
+
+COMPLETE = (*MILP_METHODS, Method.BAB)  # the methods that can refine a gap interval
+MIN_REFINE_S = 0.05  # less time left than this: no refinement
+
+
+def refinable(st: PointState, opts: CertifyOptions) -> bool:
+    """A point whose verdict is settled with agreement but whose gap interval is wider than
+    tol: the faithful question stops refining Delta_hi once it is <= delta (or Delta_lo once it
+    is > delta), which leaves the reported interval as wide as that."""
+    return (st.agreement == Verdict.AGREE and not is_open(st, opts)
+            and st.gap_hi - st.gap_lo > opts.tol)  # fmt: skip
+
+
+def _refine(ctx: PairContext, q: Question, st: PointState, point_bounds, opts) -> PointState:
+    """``--gap-refine``: up to that many seconds of the point's time left on the gap question
+    alone (the complete stage with ``--property gap``). Delta_hi only falls and Delta_lo only
+    rises (``merge``), so the settled verdict stands; the interval narrows."""
+    seconds = min(opts.gap_refine, opts.timeout - st.spent())
+    if seconds < MIN_REFINE_S:
+        return st
+    t0 = time.perf_counter()
+    sub = replace(opts, prop=Property.GAP, timeout=st.spent() + seconds)
+    if opts.method == Method.BAB:
+        new = _bab(q, st, point_bounds, ctx, sub)
+    else:
+        new = _milp(ctx, q, st, point_bounds, sub)
+    note = f"gap refined for {time.perf_counter() - t0:.2f} s"  # its own notes: not the point's
+    return replace(new, notes=st.notes + (note,))
 
 
 def _bab(q: Question, st: PointState, point_bounds, ctx: PairContext, opts) -> PointState:

@@ -56,6 +56,7 @@ class CertifyOptions:
     use_attack: bool = True
     differential: bool = True  # differential bounds for same-shape pairs (bounds/diff.py)
     lp_tighten: float = D.CERTIFY_LP_TIGHTEN  # share of the point's time (0: off)
+    gap_refine: float = D.GAP_REFINE  # seconds: a settled faithful point's interval tightened
     lo: float = D.DOMAIN[0]  # input domain D
     hi: float = D.DOMAIN[1]
     attack: AttackOptions = field(default_factory=AttackOptions)
@@ -81,6 +82,8 @@ class CertifyOptions:
             raise InputError(
                 f"--lp-tighten is a share of the time in [0, 1), got {self.lp_tighten}"
             )
+        if not (self.gap_refine >= 0 and math.isfinite(self.gap_refine)):
+            raise InputError(f"--gap-refine is seconds >= 0, got {self.gap_refine}")
         check_choice("--property", self.prop, PROPERTIES)
         check_choice("--method", self.method, CERTIFY_METHODS)
         check_choice("--milp-bounds", self.milp_bounds, BOUND_METHODS)

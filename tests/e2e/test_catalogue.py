@@ -36,6 +36,7 @@ def one_line(capsys, code, *needles):
         (["--eps", "nan"], ["--eps"]),
         (["--eps", "0.1", "--tol", "-1"], ["--tol"]),
         (["--eps", "0.1", "--lp-tighten", "-3"], ["--lp-tighten"]),
+        (["--eps", "0.1", "--gap-refine", "-1"], ["--gap-refine"]),
         (["--eps", "0.1", "--delta", "2"], ["--delta"]),
         (["--eps", "0.1", "--indices", "3,3,3"], ["--indices", "index 3 is given twice"]),
         (["--eps", "0.1", "--indices", "20-10"], ["--indices", "runs backwards"]),

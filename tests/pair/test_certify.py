@@ -129,6 +129,36 @@ def _grid_truth_case(tmp_path, seed, decided, opts):
                            or f.gap_lower > 0.1)  # fmt: skip
 
 
+@pytest.mark.parametrize("method", ["milp+bab", "milp"])  # bab's gap lines are the root's
+def test_gap_refine_narrows_the_interval_and_keeps_the_verdict(tmp_path, method):
+    """``--gap-refine``: a point decided faithful keeps its verdict; its interval still holds
+    the grid maximum and is never wider than without refinement; and on points where the
+    faithful question stopped Delta_hi at or under delta with room left, it does narrow
+    (a refinement that did nothing fails here)."""
+    base = CertifyOptions(eps=0.2, tol=1e-4, method=method, delta=0.6)
+    narrowed = refined = 0
+    for seed in range(6):
+        t = random_mlp(tmp_path / f"t{seed}.onnx", [2, 12, 12, 3], seed=seed, scale=3.0)
+        s = random_mlp(tmp_path / f"s{seed}.onnx", [2, 10, 3], seed=100 + seed, scale=3.0)
+        ctx = ctx_of(t, s)
+        x0 = np.random.default_rng(seed).random(2)
+        c = int(evaluate(ctx.teacher, x0)[0].argmax())
+        plain, _ = certify_point(ctx, x0, c, base)
+        more, _ = certify_point(ctx, x0, c, replace(base, gap_refine=5.0))
+        assert more.faithful == plain.faithful and more.agreement == plain.agreement
+        lo, hi = np.clip(x0 - 0.2, 0, 1), np.clip(x0 + 0.2, 0, 1)
+        _, gap = grid_truth(ctx.teacher, ctx.student, lo, hi, c)
+        assert more.gap_lower <= gap + GRID_CELL_TOL and gap <= more.gap_upper + 1e-9
+        assert more.gap_upper <= plain.gap_upper + 1e-9
+        if "gap refined" in more.note:
+            refined += 1
+            assert plain.agreement == "agree"
+            narrowed += (more.gap_upper - more.gap_lower) < (
+                plain.gap_upper - plain.gap_lower
+            ) - 1e-3
+    assert refined >= 1 and narrowed >= 1, (refined, narrowed)
+
+
 def test_solver_refusal_falls_back_to_highs(xor_pair, tmp_path, monkeypatch):
     from fkdverify.errors import SolverRefused
     from fkdverify.milp.backends import gurobi
