@@ -94,6 +94,7 @@ CERTIFY_METHODS = (Method.AUTO.value, Method.ATTACK.value, *BOUND_METHODS, Metho
 VERIFY_METHODS = (Method.ATTACK.value, *BOUND_METHODS, Method.MILP.value, Method.BAB.value)
 COMPLETE_METHODS = (Method.MILP.value, Method.BAB.value)
 MILP_METHODS = (Method.MILP.value, Method.MILP_BAB.value)  # certify: a MILP solver runs
+CERTIFY_COMPLETE_METHODS = (*MILP_METHODS, Method.BAB.value)  # certify: a complete stage runs
 SOLVER_METHODS = (*MILP_METHODS, Method.AUTO.value)  # certify: --solver is resolved for these
 PROPERTIES = values(Property)
 GAP_SIGNS = values(GapSign)

@@ -16,7 +16,7 @@ from .. import defaults as D
 from ..errors import InputError
 from ..milp.run import MilpRunner
 from ..results import Result
-from ..words import MILP_METHODS, Method, Property, Verdict
+from ..words import CERTIFY_COMPLETE_METHODS, Method, Property, Verdict
 from .context import PairContext, split_bounds
 from .options import CertifyOptions, resolved
 from .recheck import gap_witness
@@ -106,19 +106,23 @@ def decide(ctx: PairContext, qs: list[Question], opts: CertifyOptions) -> list[P
     fold(every, [Finding(how="bounds", times=(("bounds", share),)) for _ in qs])
     if opts.use_attack and (idx := still()):  # the full attack where the bounds left it open
         fold(idx, attack.attack(ctx, [qs[b] for b in idx], [sts[b] for b in idx], opts))
-    if opts.method in MILP_METHODS:
+    if opts.method in CERTIFY_COMPLETE_METHODS:
         for b in still():
-            sts[b] = _milp(ctx, qs[b], sts[b], pb.point(b), opts)
-    if opts.method == Method.BAB:
-        for b in still():
-            sts[b] = _bab(qs[b], sts[b], pb.point(b), ctx, opts)
-    if opts.gap_refine > 0 and opts.prop == Property.FAITHFUL and opts.method in COMPLETE:
-        for b in still(refinable):
-            sts[b] = _refine(ctx, qs[b], sts[b], pb.point(b), opts)
+            sts[b] = _complete(ctx, qs[b], sts[b], pb.point(b), opts)
+        if opts.gap_refine > 0 and opts.prop == Property.FAITHFUL:
+            for b in still(refinable):
+                sts[b] = _refine(ctx, qs[b], sts[b], pb.point(b), opts)
     return sts
 
 
-COMPLETE = (*MILP_METHODS, Method.BAB)  # the methods that can refine a gap interval
+def _complete(ctx: PairContext, q: Question, st: PointState, point_bounds, opts) -> PointState:
+    """The complete stage of ``opts.method``: the MILPs (``milp``, ``milp+bab``) or branch
+    and bound (``bab``)."""
+    if opts.method == Method.BAB:
+        return _bab(q, st, point_bounds, ctx, opts)
+    return _milp(ctx, q, st, point_bounds, opts)
+
+
 MIN_REFINE_S = 0.05  # less time left than this: no refinement
 
 
@@ -139,10 +143,7 @@ def _refine(ctx: PairContext, q: Question, st: PointState, point_bounds, opts) -
         return st
     t0 = time.perf_counter()
     sub = replace(opts, prop=Property.GAP, timeout=st.spent() + seconds)
-    if opts.method == Method.BAB:
-        new = _bab(q, st, point_bounds, ctx, sub)
-    else:
-        new = _milp(ctx, q, st, point_bounds, sub)
+    new = _complete(ctx, q, st, point_bounds, sub)
     note = f"gap refined for {time.perf_counter() - t0:.2f} s"  # its own notes: not the point's
     return replace(new, notes=st.notes + (note,))
 
