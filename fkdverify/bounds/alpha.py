@@ -30,7 +30,7 @@ def alpha_lower(p: Prop, target: int, A, lo, hi, pre: dict, iters: int, lr: floa
     keep = {v: a.detach().clone() for v, a in alphas.items()} if slopes is not None else {}
     with torch.no_grad():
         best = crown_lower(p, target, A, lo, hi, pre, alphas)
-    if alphas and iters > 0:
+    if alphas and iters > 0 and time.perf_counter() <= deadline:
         opt = Adam(alphas.values(), lr=lr)
         for it in range(iters + 1):
             lb = crown_lower(p, target, A, lo, hi, pre, alphas)

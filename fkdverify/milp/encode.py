@@ -7,27 +7,51 @@ y >= 0, y >= z, y <= u d, y <= z - l (1 - d), d in {0, 1}."""
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import scipy.sparse as sp
-import torch
-import torch.nn.functional as F
 
 from ..bounds import Bounds
 from ..net.graph import Add, Concat, Conv, Linear, Network, Permute, Relu, Reshape, Scale, chw
 from .model import Expr, ModelBuilder
 
+_CONV_MATRICES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # layer -> {shape: M}
+
 
 def conv_matrix(lay: Conv, in_shape) -> sp.csr_matrix:
-    """The convolution (without bias) as a sparse matrix on flat (C, H, W) vectors."""
-    C, H, W = chw(in_shape)
-    n = C * H * W
-    w = torch.as_tensor(lay.weight, dtype=torch.float64)
-    cols = []
-    for s in range(0, n, 1024):
-        eye = torch.eye(n, dtype=torch.float64)[s : s + 1024].reshape(-1, C, H, W)
-        y = F.conv2d(eye, w, None, lay.stride, lay.padding, lay.dilation, lay.groups)
-        cols.append(sp.csr_matrix(y.reshape(len(eye), -1).numpy()))
-    return sp.vstack(cols).T.tocsr()
+    """The convolution (without bias) as a sparse matrix on flat (C, H, W) vectors; built once
+    per layer and input shape (every MILP of a CNN reuses it)."""
+    shape = tuple(chw(in_shape))
+    per_layer = _CONV_MATRICES.setdefault(lay, {})
+    if shape not in per_layer:
+        per_layer[shape] = conv_as_matrix(lay.weight, shape, lay.stride, lay.padding,
+                                          lay.dilation, lay.groups)  # fmt: skip
+    return per_layer[shape]
+
+
+def conv_as_matrix(w: np.ndarray, shape, stride, padding, dilation, groups) -> sp.csr_matrix:
+    """conv2d(x, w) (no bias) on flat (C, H, W) inputs as a sparse (C_out Ho Wo, C H W) matrix:
+    entry (o, y, x) x (c, iy, ix) is w[o, c mod C_in/g, ky, kx] where iy = y s - p + ky d (and
+    likewise for x), inside the image, and c in o's group."""
+    C, H, W = shape
+    co, cg, kh, kw = w.shape
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    ho = (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    wo = (W + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    o, ci, ky, kx = (a.ravel() for a in np.nonzero(w))  # the weights that are not zero
+    val = w[o, ci, ky, kx]
+    c = (o // (co // groups)) * cg + ci  # the input channel
+    y, x = np.arange(ho), np.arange(wo)
+    iy = y[None, :] * sh - ph + ky[:, None] * dh  # (nnz, ho)
+    ix = x[None, :] * sw - pw + kx[:, None] * dw  # (nnz, wo)
+    ok = (iy >= 0)[:, :, None] & (iy < H)[:, :, None] & (ix >= 0)[:, None, :] & (ix < W)[:, None, :]
+    e, yy, xx = np.nonzero(ok)
+    rows = (o[e] * ho + yy) * wo + xx
+    cols = (c[e] * H + iy[e, yy]) * W + ix[e, xx]
+    M = sp.csr_matrix((val[e].astype(np.float64), (rows, cols)), shape=(co * ho * wo, C * H * W))
+    M.sum_duplicates()
+    return M
 
 
 def encode_network(

@@ -4,6 +4,8 @@ re-checks it on the original ONNX graphs (DESIGN.md section 2, rule 2)."""
 
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,22 +54,25 @@ def _starts(x0, lo, hi, n_random, gen, dtype):
     return torch.cat([x0[None], rnd]), lo_t, hi_t
 
 
-def _pgd(f, x, lo, hi, steps, step):
-    """Ascend f (returns per-row objective and per-row 'found' mask); yields iterates."""
+def _pgd(f, x, lo, hi, steps, step, deadline: float = math.inf):
+    """Ascend the per-row objective f for ``steps`` signed-gradient steps, or until
+    ``deadline`` (time.perf_counter()); returns each row's best iterate and value."""
     best_x, best_v = x.clone(), torch.full((len(x),), float("-inf"), dtype=x.dtype)
-    for _ in range(steps + 1):
+    for it in range(steps + 1):
         x = x.detach().requires_grad_(True)
         v = f(x)
         better = v.detach() > best_v
         best_v = torch.where(better, v.detach(), best_v)
         best_x[better] = x.detach()[better]
+        if it == steps or time.perf_counter() > deadline:
+            break
         (g,) = torch.autograd.grad(v.sum(), x)
         x = torch.minimum(torch.maximum(x.detach() + step * g.sign(), lo), hi)
     return best_x, best_v
 
 
 def attack_disagreement(tnet, snet, x0, lo, hi, c: int, k: int, opts=AttackOptions(),
-                        targets=None, pairs=None):  # fmt: skip
+                        targets=None, pairs=None, deadline: float = math.inf):  # fmt: skip
     """Candidate inputs (M, n) where teacher and student argmaxes differ, best first.
 
     Objectives: for every class j != c (or j in ``targets``), make the student pick j while
@@ -92,7 +97,7 @@ def attack_disagreement(tnet, snet, x0, lo, hi, c: int, k: int, opts=AttackOptio
         return torch.minimum(_margin_to(tnet(xb), kt), _margin_to(snet(xb), ks))
 
     step = opts.step_scale * float(np.max(np.asarray(hi) - np.asarray(lo))) / 2 / opts.steps
-    bx, bv = _pgd(f, x, lo_t, hi_t, opts.steps, step)
+    bx, bv = _pgd(f, x, lo_t, hi_t, opts.steps, step, deadline)
     order = torch.argsort(bv, descending=True)
     hit = order[bv[order] > 0]
     return bx[hit].detach().numpy().astype(np.float64)
@@ -108,8 +113,10 @@ def likeliest(tnet, snet, x0, c: int, n: int) -> list[int]:
     return torch.argsort(score, descending=True)[:n].tolist()
 
 
-def attack_gap(tnet, snet, x0, lo, hi, c: int, sign: str, opts=AttackOptions()):
-    """(x_best (n,), g_best) maximising the confidence gap g over the box."""
+def attack_gap(tnet, snet, x0, lo, hi, c: int, sign: str, opts=AttackOptions(),
+               deadline: float = math.inf):  # fmt: skip
+    """(x_best (n,), g_best) maximising the confidence gap g over the box (PGD stops at
+    ``deadline``)."""
     dtype = _dtype(tnet)
     gen = torch.Generator().manual_seed(opts.seed + 1)
     x, lo_t, hi_t = _starts(x0, lo, hi, 2 * opts.restarts + 1, gen, dtype)
@@ -118,6 +125,6 @@ def attack_gap(tnet, snet, x0, lo, hi, c: int, sign: str, opts=AttackOptions()):
     def f(xb):
         return gap_value(tnet(xb), snet(xb), c, sign)
 
-    bx, bv = _pgd(f, x, lo_t, hi_t, opts.steps, step)
+    bx, bv = _pgd(f, x, lo_t, hi_t, opts.steps, step, deadline)
     i = int(torch.argmax(bv))
     return bx[i].detach().numpy().astype(np.float64), float(bv[i])

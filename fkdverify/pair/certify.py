@@ -89,19 +89,20 @@ def decide(ctx: PairContext, qs: list[Question], opts: CertifyOptions) -> list[P
     if opts.method == Method.ATTACK:
         return sts
     t0 = time.perf_counter()
+    until = t0 + bounds_window(sts, opts)
     pb, found = bounds.pair_bounds(ctx, qs, sts, opts)
     fold(every, found)
     if opts.differential and ctx.kappas:  # same-shape pairs; cheap, so on every point: the
         fold(every, bounds.differential(ctx, qs, sts, pb, every, opts))  # tightest Delta_hi
     method = bounds.bound_method(opts)
     if method == Method.ALPHA_CROWN and (idx := still()):
-        fold(idx, bounds.alpha_pairs(ctx, qs, sts, pb, idx, opts))
+        fold(idx, bounds.alpha_pairs(ctx, qs, sts, pb, idx, opts, until))
     if method != Method.IBP and opts.prop != Property.GAP:
         idx = still(lambda st, o: is_open(st, o) and agreement_open(st, o))
-        fold(idx, bounds.joint_agreement(ctx, qs, sts, pb, idx, opts))
+        fold(idx, bounds.joint_agreement(ctx, qs, sts, pb, idx, opts, until))
     if method != Method.IBP and wants_gap(opts):
         idx = still(lambda st, o: is_open(st, o) and gap_open(st, o))
-        fold(idx, bounds.joint_gap(ctx, qs, sts, pb, idx, opts))
+        fold(idx, bounds.joint_gap(ctx, qs, sts, pb, idx, opts, until))
     share = (time.perf_counter() - t0) / len(qs)
     fold(every, [Finding(how="bounds", times=(("bounds", share),)) for _ in qs])
     if opts.use_attack and (idx := still()):  # the full attack where the bounds left it open
@@ -113,6 +114,14 @@ def decide(ctx: PairContext, qs: list[Question], opts: CertifyOptions) -> list[P
             for b in still(refinable):
                 sts[b] = _refine(ctx, qs[b], sts[b], pb.point(b), opts)
     return sts
+
+
+def bounds_window(sts: list[PointState], opts: CertifyOptions) -> float:
+    """Seconds the batched bounds stage may take: its time is shared equally by the batch's
+    points, so the tightest point's time left, times the batch size, less the full attack's
+    share that follows (the iterations of alpha-CROWN stop there; a CROWN pass runs whole)."""
+    left = min(opts.timeout - st.spent() for st in sts)
+    return max(left, 0.0) * len(sts) * (1 - D.ATTACK_SHARE)
 
 
 def _complete(ctx: PairContext, q: Question, st: PointState, point_bounds, opts) -> PointState:

@@ -12,6 +12,7 @@ and, before the MILP of one point, ``milp_bounds`` (the bounds that feed it)."""
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import replace
 
@@ -113,7 +114,7 @@ def differential(ctx: PairContext, qs, sts, pb: BatchBounds, idx: list[int],
 
 
 def alpha_pairs(ctx: PairContext, qs, sts, pb: BatchBounds, idx: list[int],
-                opts: CertifyOptions) -> list[Finding]:  # fmt: skip
+                opts: CertifyOptions, deadline: float = math.inf) -> list[Finding]:  # fmt: skip
     """alpha-CROWN on the rows that matter for class c: z_j - z_c and z_c - z_j, both nets;
     one finding per point of ``idx``."""
     k, npair = ctx.k, ctx.npair
@@ -127,7 +128,7 @@ def alpha_pairs(ctx: PairContext, qs, sts, pb: BatchBounds, idx: list[int],
     for off in (0, npair):  # each network's rows in their own pass
         C = np.zeros((len(idx), rows.shape[1], 2 * npair))
         np.put_along_axis(C, rows[..., None] + off, 1.0, axis=2)
-        ubs.append(_spec(ctx, qs, pb, idx, C, Method.ALPHA_CROWN, opts))
+        ubs.append(_spec(ctx, qs, pb, idx, C, Method.ALPHA_CROWN, opts, deadline))
     rows = np.concatenate([rows, rows + npair], axis=1)
     ub = np.concatenate(ubs, axis=1)
     out = []
@@ -139,7 +140,7 @@ def alpha_pairs(ctx: PairContext, qs, sts, pb: BatchBounds, idx: list[int],
 
 
 def joint_agreement(ctx: PairContext, qs, sts, pb: BatchBounds, idx: list[int],
-                    opts: CertifyOptions) -> list[Finding]:  # fmt: skip
+                    opts: CertifyOptions, deadline: float = math.inf) -> list[Finding]:  # fmt: skip
     """Agreement from rows over the head that exclude every (a, b) pair of candidates."""
     if not idx:
         return []
@@ -149,7 +150,7 @@ def joint_agreement(ctx: PairContext, qs, sts, pb: BatchBounds, idx: list[int],
         blocks.append(joint_agreement_rows(candidates(ub_t, ctx.k, -opts.tau),
                                            candidates(ub_s, ctx.k, -opts.tau), ctx.k))  # fmt: skip
     C = _pad([r.reshape(-1, r.shape[-1]) for r in blocks])
-    ub = _spec(ctx, qs, pb, idx, C, bound_method(opts), opts)
+    ub = _spec(ctx, qs, pb, idx, C, bound_method(opts), opts, deadline)
     out = []
     for i in range(len(idx)):
         shape = blocks[i].shape[:2]
@@ -162,7 +163,7 @@ def joint_agreement(ctx: PairContext, qs, sts, pb: BatchBounds, idx: list[int],
 
 
 def joint_gap(ctx: PairContext, qs, sts, pb: BatchBounds, idx: list[int],
-              opts: CertifyOptions) -> list[Finding]:  # fmt: skip
+              opts: CertifyOptions, deadline: float = math.inf) -> list[Finding]:  # fmt: skip
     """Delta_hi from linear upper bounds of the gap, tangent at x and at the gap witness."""
     if not idx:
         return []
@@ -172,7 +173,7 @@ def joint_gap(ctx: PairContext, qs, sts, pb: BatchBounds, idx: list[int],
         q, st = qs[b], sts[b]
         tangents = [ctx.margins_at(x, q.cls) for x in (q.x, st.gap_x) if x is not None]
         made.append(joint_gap_rows(*ctx.split(st.pair_ub), q.cls, ctx.k, opts.gap_sign, tangents))
-    ub = _spec(ctx, qs, pb, idx, _pad([m[0] for m in made]), method, opts)
+    ub = _spec(ctx, qs, pb, idx, _pad([m[0] for m in made]), method, opts, deadline)
     out = []
     for i in range(len(idx)):
         rows, consts, side = made[i]
@@ -203,12 +204,16 @@ def _box(qs: list[Question]) -> tuple[np.ndarray, np.ndarray]:
     return np.stack([q.lo for q in qs]), np.stack([q.hi for q in qs])
 
 
-def _spec(ctx, qs, pb: BatchBounds, idx, C, method, opts):
-    """Upper bounds (len(idx), S) of rows C (len(idx), S, 2P) for the points idx."""
+def _spec(ctx, qs, pb: BatchBounds, idx, C, method, opts, deadline: float = math.inf):
+    """Upper bounds (len(idx), S) of rows C (len(idx), S, 2P) for the points idx; alpha-CROWN's
+    iterations stop at ``deadline``."""
     lo, hi = _box([qs[b] for b in idx])
     eng = replace(opts.engine, method=method)
-    f = alpha_spec_bounds_batch if method == Method.ALPHA_CROWN else spec_bounds_batch
-    _, ub = f(ctx.product, lo, hi, pb.take(idx), torch.as_tensor(C), eng, upper_only=True)
+    args = (ctx.product, lo, hi, pb.take(idx), torch.as_tensor(C), eng)
+    if method == Method.ALPHA_CROWN:
+        _, ub = alpha_spec_bounds_batch(*args, upper_only=True, deadline=deadline)
+    else:
+        _, ub = spec_bounds_batch(*args, upper_only=True)
     return ub.double().cpu().numpy()
 
 
