@@ -4,7 +4,9 @@ within 10%).
 
 verify: the VNN-COMP networks (mnist_fc 256x6, oval21's cifar_deep_kw and cifar_wide_kw,
 cifar10_resnet's resnet_4b), on the ``--n`` instances per network whose published fastest
-solve is slowest, with methods attack, milp and bab. certify: the shipped PGD pairs (MNIST at
+solve is slowest, and the exported product network + agreement VNN-LIB of the shipped PGD
+pair at eps 0.1 (``fkdverify export``) on its first ``--n`` points, with methods attack, milp
+and bab. certify: the shipped PGD pairs (MNIST at
 eps 0.1, CIFAR-10 at 2/255: the hard rows) and the MTL-IBP CIFAR-10 pair, on the first
 ``--n`` teacher-correct test points, with methods alpha-crown, milp, bab and milp+bab under
 property faithful and gap.
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import tempfile
 import time
 
 from fkdverify.api import certify_points, load_pair
@@ -28,6 +31,7 @@ from fkdverify.data import load_dataset
 from fkdverify.net.onnx_import import import_onnx
 from fkdverify.net.vnnlib import read_vnnlib
 from fkdverify.pair import CertifyOptions
+from fkdverify.pair.export import export_pair
 from fkdverify.vnnlib.verify import VerifyOptions
 from fkdverify.vnnlib.verify import verify as verify_spec
 
@@ -79,20 +83,41 @@ def verify_cases(data: str, limit: float, n: int, lines: list) -> None:
                 wall = time.perf_counter() - t0
                 what = f"verify {m:6s} {os.path.basename(onnx)} {os.path.basename(spec_path)}"
                 report(lines, what[:58], wall, limit, f"{r.result} (reported {r.time_s:.2f} s)")
+    dsname, teacher, student, eps = PAIRS[0]
+    pair = _pair(teacher, student)
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, x, c in _points(pair, load_dataset(dsname, data_dir=data), n):
+            path, spec_path = export_pair(pair.teacher, pair.student, x, eps, c, tmp, name=f"p{i}")
+            net, spec = import_onnx(path), read_vnnlib(spec_path)
+            for m in ("attack", "milp", "bab"):
+                t0 = time.perf_counter()
+                r = verify_spec(net, path, spec, VerifyOptions(method=m, timeout=limit))
+                wall = time.perf_counter() - t0
+                what = f"verify {m:6s} product of the PGD pair, point {i}"
+                report(lines, what, wall, limit, f"{r.result} (reported {r.time_s:.2f} s)")
+
+
+def _pair(teacher: str, student: str):
+    m = os.path.join(REPO, "models")
+    return load_pair(os.path.join(m, teacher + ".onnx"), os.path.join(m, student + ".onnx"))
+
+
+def _points(pair, ds, n: int) -> list:
+    """The first n test points the teacher classifies correctly: (index, x, label)."""
+    pts = []
+    for i in range(len(ds)):
+        x = ds.images[i].reshape(-1).astype("float64")
+        if pair.referee.predictions(x)[0] == int(ds.labels[i]):
+            pts.append((i, x, int(ds.labels[i])))
+        if len(pts) == n:
+            break
+    return pts
 
 
 def certify_cases(data: str, limit: float, n: int, lines: list) -> None:
-    m = os.path.join(REPO, "models")
     for dsname, teacher, student, eps in PAIRS:
-        pair = load_pair(os.path.join(m, teacher + ".onnx"), os.path.join(m, student + ".onnx"))
-        ds = load_dataset(dsname, data_dir=data)
-        pts = []
-        for i in range(len(ds)):
-            x = ds.images[i].reshape(-1).astype("float64")
-            if pair.referee.predictions(x)[0] == int(ds.labels[i]):
-                pts.append((i, x, int(ds.labels[i])))
-            if len(pts) == n:
-                break
+        pair = _pair(teacher, student)
+        pts = _points(pair, load_dataset(dsname, data_dir=data), n)
         for method in ("alpha-crown", "milp", "bab", "milp+bab"):
             for prop in ("faithful", "gap"):
                 opts = CertifyOptions(eps=eps, method=method, prop=prop, timeout=limit)
