@@ -26,11 +26,13 @@ def bounded(fn, args: tuple, seconds: float) -> tuple[bool, object]:
     result."""
     sys.stdout.flush()
     sys.stderr.flush()
+    parent = os.getpid()
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: compute, send, leave without running the parent's exit code
         os.close(r)
         try:
+            _die_with(parent)
             try:
                 data = pickle.dumps((True, fn(*args)))
             except BaseException as e:  # noqa: BLE001 - handed to the parent to raise
@@ -65,3 +67,16 @@ def bounded(fn, args: tuple, seconds: float) -> tuple[bool, object]:
             except ProcessLookupError:
                 pass
             os.waitpid(pid, 0)
+
+
+def _die_with(parent: int) -> None:
+    """Linux: the child is killed when the parent dies (a pool worker killed at its hard limit
+    must not leave a solver running); elsewhere the child ends at its solver's own limit."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(1)

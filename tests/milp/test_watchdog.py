@@ -2,6 +2,9 @@
 time is up; HiGHS through it gives the in-process answer."""
 
 import os
+import subprocess
+import sys
+import textwrap
 import time
 
 import numpy as np
@@ -62,3 +65,43 @@ def test_a_killed_highs_solve_reports_no_solution(tmp_path, monkeypatch):
     sol = highs.solve(m, 1.0)
     assert sol.status == Status.NO_SOLUTION and sol.bound is None and sol.x is None
     assert "ran past" in sol.message
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] in ("Z", "X")  # a zombie is dead too
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_the_child_dies_with_its_parent(tmp_path):
+    """A process killed while its bounded call runs (a pool worker at its hard limit) leaves
+    no child behind."""
+    pid_file = tmp_path / "pid"
+    script = textwrap.dedent(f"""
+        import os, time
+        from fkdverify.milp import watchdog
+        def sleeper():
+            with open({str(pid_file)!r} + ".tmp", "w") as f:
+                f.write(str(os.getpid()))
+            os.replace({str(pid_file)!r} + ".tmp", {str(pid_file)!r})
+            time.sleep(120)
+        watchdog.bounded(sleeper, (), 120.0)
+    """)
+    parent = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        t0 = time.perf_counter()
+        while not pid_file.exists():
+            assert time.perf_counter() - t0 < 60 and parent.poll() is None
+            time.sleep(0.05)
+        child = int(pid_file.read_text())
+        assert not _gone(child)
+    finally:
+        parent.kill()
+        parent.wait()
+    t0 = time.perf_counter()
+    while not _gone(child) and time.perf_counter() - t0 < 30:
+        time.sleep(0.05)
+    assert _gone(child)
