@@ -26,6 +26,8 @@ import os
 import tempfile
 import time
 
+from pair_complete import points  # the first n teacher-correct points (benchmarks/)
+
 from fkdverify.api import certify_points, load_pair
 from fkdverify.data import load_dataset
 from fkdverify.net.onnx_import import import_onnx
@@ -86,7 +88,7 @@ def verify_cases(data: str, limit: float, n: int, lines: list) -> None:
     dsname, teacher, student, eps = PAIRS[0]
     pair = _pair(teacher, student)
     with tempfile.TemporaryDirectory() as tmp:
-        for i, x, c in _points(pair, load_dataset(dsname, data_dir=data), n):
+        for i, x, c in points(pair, load_dataset(dsname, data_dir=data), n):
             path, spec_path = export_pair(pair.teacher, pair.student, x, eps, c, tmp, name=f"p{i}")
             net, spec = import_onnx(path), read_vnnlib(spec_path)
             for m in ("attack", "milp", "bab"):
@@ -102,22 +104,10 @@ def _pair(teacher: str, student: str):
     return load_pair(os.path.join(m, teacher + ".onnx"), os.path.join(m, student + ".onnx"))
 
 
-def _points(pair, ds, n: int) -> list:
-    """The first n test points the teacher classifies correctly: (index, x, label)."""
-    pts = []
-    for i in range(len(ds)):
-        x = ds.images[i].reshape(-1).astype("float64")
-        if pair.referee.predictions(x)[0] == int(ds.labels[i]):
-            pts.append((i, x, int(ds.labels[i])))
-        if len(pts) == n:
-            break
-    return pts
-
-
 def certify_cases(data: str, limit: float, n: int, lines: list) -> None:
     for dsname, teacher, student, eps in PAIRS:
         pair = _pair(teacher, student)
-        pts = _points(pair, load_dataset(dsname, data_dir=data), n)
+        pts = points(pair, load_dataset(dsname, data_dir=data), n)
         for method in ("alpha-crown", "milp", "bab", "milp+bab"):
             for prop in ("faithful", "gap"):
                 opts = CertifyOptions(eps=eps, method=method, prop=prop, timeout=limit)

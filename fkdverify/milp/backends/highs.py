@@ -9,6 +9,7 @@ import time
 import numpy as np
 
 from ...errors import SolverError
+from .. import watchdog
 from ..model import MilpModel, Solution, Status
 
 NAME = "highs"
@@ -97,8 +98,6 @@ def solve(m: MilpModel, time_limit: float, threads: int = 1, abs_gap: float = 0.
           tol: float | None = None) -> Solution:  # fmt: skip
     """``tol``: integrality and primal feasibility tolerance (default: ``FEAS_TOL``). Large
     MILPs (``BOUNDED_NNZ``) cannot run past ``time_limit`` by more than ``overrun_grace``."""
-    from .. import watchdog
-
     args = (m, time_limit, threads, abs_gap, tol)
     if not (m.integer.any() and m.A.nnz >= BOUNDED_NNZ and watchdog.available()):
         return _solve(*args)
