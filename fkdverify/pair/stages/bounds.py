@@ -5,7 +5,8 @@ through the product network, then agreement and Delta_hi from the bounds.
 1. ``pair_bounds``: IBP of the product (its undecided ReLUs are reported), CROWN
    pre-activation bounds and CROWN bounds of all pairwise logit differences of both networks,
    in one backward pass through the product -> robust agreement, decoupled gap;
-2. ``alpha_pairs`` (``--method alpha-crown``): alpha-CROWN on the 4(K-1) rows that decide c;
+2. ``alpha_pairs`` (``--method alpha-crown``, and the complete methods' narrowing of wide gap
+   intervals): alpha-CROWN on the 4(K-1) rows that decide c;
 3. ``joint_agreement``: rows over pairs of candidate classes through the product;
 4. ``joint_gap``: linear upper bounds of the gap p_T^c - p_S^c itself (``rows.py``);
 and, before the MILP of one point, ``milp_bounds`` (the bounds that feed it)."""
@@ -49,10 +50,11 @@ def bound_method(opts: CertifyOptions) -> str:
     return Method.IBP if opts.milp_bounds == Method.IBP else Method.CROWN
 
 
-def _from_ub(ctx, q: Question, st: PointState, ub, opts: CertifyOptions, how: str) -> Finding:
+def _from_ub(ctx, q: Question, st: PointState, ub, opts: CertifyOptions, how: str,
+             method: str | None = None) -> Finding:  # fmt: skip
     sign = opts.gap_sign if wants_gap(opts) else None
     return pair_bound_finding(ctx.k, q.cls, st.pair_ub, ub, opts.tau, opts.prop != Property.GAP,
-                              sign, f"decoupled-{bound_method(opts)}", how)  # fmt: skip
+                              sign, f"decoupled-{method or bound_method(opts)}", how)  # fmt: skip
 
 
 def pair_bounds(ctx: PairContext, qs: list[Question], sts: list[PointState],
@@ -135,7 +137,8 @@ def alpha_pairs(ctx: PairContext, qs, sts, pb: BatchBounds, idx: list[int],
     for i, b in enumerate(idx):
         full = np.full(2 * npair, np.inf)
         full[rows[i]] = ub[i]
-        out.append(_from_ub(ctx, qs[b], sts[b], full, opts, "alpha-CROWN bounds"))
+        out.append(_from_ub(ctx, qs[b], sts[b], full, opts, "alpha-CROWN bounds",
+                            Method.ALPHA_CROWN))  # fmt: skip
     return out
 
 
@@ -163,11 +166,13 @@ def joint_agreement(ctx: PairContext, qs, sts, pb: BatchBounds, idx: list[int],
 
 
 def joint_gap(ctx: PairContext, qs, sts, pb: BatchBounds, idx: list[int],
-              opts: CertifyOptions, deadline: float = math.inf) -> list[Finding]:  # fmt: skip
-    """Delta_hi from linear upper bounds of the gap, tangent at x and at the gap witness."""
+              opts: CertifyOptions, deadline: float = math.inf,
+              method: str | None = None) -> list[Finding]:  # fmt: skip
+    """Delta_hi from linear upper bounds of the gap, tangent at x and at the gap witness;
+    ``method``: the bounds of the rows (default: the stage's, ``bound_method``)."""
     if not idx:
         return []
-    method = bound_method(opts)
+    method = method or bound_method(opts)
     made = []
     for b in idx:
         q, st = qs[b], sts[b]
