@@ -2,20 +2,39 @@
 the child when the time is up. HiGHS checks its time limit between the phases of a MIP solve
 but not inside root cut separation: the one-hot disagreement MILP of an MNIST pair (468k
 nonzeros) ran 13 s at an 8 s limit, and neither its interrupt callbacks nor ``cancelSolve``
-stop it sooner. No solver is imported here."""
+stop it sooner. What the child learns on the way (a solver's dual bound) can be kept in a
+``Shared`` value that outlives it. No solver is imported here."""
 
 from __future__ import annotations
 
+import math
+import mmap
 import os
 import pickle
 import select
 import signal
+import struct
 import sys
 
 
 def available() -> bool:
     """Whether calls can be bounded here (a POSIX fork)."""
     return hasattr(os, "fork")
+
+
+class Shared:
+    """One float that a forked child writes and the parent reads, also after the child was
+    killed: an anonymous shared mapping made before the fork (8 bytes, written whole)."""
+
+    def __init__(self, value: float = math.nan):
+        self._m = mmap.mmap(-1, 8)
+        self.set(value)
+
+    def set(self, value: float) -> None:
+        self._m[:8] = struct.pack("d", float(value))
+
+    def get(self) -> float:
+        return struct.unpack("d", self._m[:8])[0]
 
 
 def bounded(fn, args: tuple, seconds: float) -> tuple[bool, object]:

@@ -67,6 +67,36 @@ def test_a_killed_highs_solve_reports_no_solution(tmp_path, monkeypatch):
     assert "ran past" in sol.message
 
 
+def _set_and_sleep(shared, value):
+    shared.set(value)
+    time.sleep(60.0)
+
+
+def test_a_shared_value_outlives_a_killed_child():
+    shared = watchdog.Shared()
+    assert np.isnan(shared.get())
+    done, _ = watchdog.bounded(_set_and_sleep, (shared, 2.5), 0.5)
+    assert not done and shared.get() == 2.5
+
+
+def test_a_killed_highs_solve_keeps_the_dual_bound_it_reported(tmp_path, monkeypatch):
+    """The child's dual bounds reach the parent as they come: a solve killed after them
+    reports the last one, a sound bound (never under the optimum of the maximisation)."""
+    net = import_onnx(random_mlp(tmp_path / "n.onnx", [2, 10, 10, 3], seed=1, scale=2.0))
+    lo, hi = np.full(2, 0.1), np.full(2, 0.9)
+    m, _ = margin_extreme(net, network_bounds(net, lo, hi, "ibp"), lo, hi, 0, 1, True)
+    best = highs.solve(m, 30)
+    assert best.status == Status.OPTIMAL
+    monkeypatch.setattr(highs, "BOUNDED_NNZ", 0)
+    # the whole solve runs (and reports), then the parent acts as if it had killed it
+    monkeypatch.setattr(
+        watchdog, "bounded", lambda fn, args, seconds: (fn(*args), (False, None))[1]
+    )
+    sol = highs.solve(m, 30)
+    assert sol.status == Status.NO_SOLUTION and sol.x is None
+    assert sol.bound is not None and sol.bound >= best.objective - 1e-9
+
+
 def _gone(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:

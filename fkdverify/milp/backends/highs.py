@@ -102,15 +102,20 @@ def solve(m: MilpModel, time_limit: float, threads: int = 1, abs_gap: float = 0.
     if not (m.integer.any() and m.A.nnz >= BOUNDED_NNZ and watchdog.available()):
         return _solve(*args)
     t0 = time.perf_counter()
-    done, sol = watchdog.bounded(_solve, args, time_limit + overrun_grace(time_limit))
+    dual = watchdog.Shared()  # the child's latest dual bound: a killed solve keeps it
+    done, sol = watchdog.bounded(_solve, (*args, dual.set), time_limit + overrun_grace(time_limit))
     if done:
         return sol
-    return Solution(Status.NO_SOLUTION, None, None, None, time.perf_counter() - t0, NAME,
+    bound = dual.get()
+    return Solution(Status.NO_SOLUTION, None, bound if np.isfinite(bound) else None, None,
+                    time.perf_counter() - t0, NAME,
                     "stopped at the time limit: HiGHS ran past it")  # fmt: skip
 
 
 def _solve(m: MilpModel, time_limit: float, threads: int, abs_gap: float,
-           tol: float | None) -> Solution:  # fmt: skip
+           tol: float | None, report=None) -> Solution:  # fmt: skip
+    """One solve; ``report(bound)`` gets each dual bound HiGHS announces on the way (its MIP
+    interrupt callback; in the objective's own sense: an upper bound when maximising)."""
     import highspy
 
     t0 = time.perf_counter()
@@ -120,6 +125,13 @@ def _solve(m: MilpModel, time_limit: float, threads: int, abs_gap: float,
         h.setOptionValue("primal_feasibility_tolerance", float(tol))
     if abs_gap > 0:
         h.setOptionValue("mip_abs_gap", float(abs_gap))
+    if report is not None and m.integer.any() and m.c.any():
+
+        def progress(e):
+            if np.isfinite(b := e.data_out.mip_dual_bound):
+                report(b)
+
+        h.cbMipInterrupt.subscribe(progress)
     h.run()
     ms = h.getModelStatus()
     info = h.getInfo()
