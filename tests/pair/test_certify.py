@@ -129,6 +129,15 @@ def _grid_truth_case(tmp_path, seed, decided, opts):
                            or f.gap_lower > 0.1)  # fmt: skip
 
 
+def _random_pair_point(tmp_path, seed):
+    """A random 2-D pair of different shapes, a random point and the teacher's class there."""
+    t = random_mlp(tmp_path / f"t{seed}.onnx", [2, 12, 12, 3], seed=seed, scale=3.0)
+    s = random_mlp(tmp_path / f"s{seed}.onnx", [2, 10, 3], seed=100 + seed, scale=3.0)
+    ctx = ctx_of(t, s)
+    x0 = np.random.default_rng(seed).random(2)
+    return ctx, x0, int(evaluate(ctx.teacher, x0)[0].argmax())
+
+
 @pytest.mark.parametrize("method", ["milp+bab", "milp"])  # bab's gap lines are the root's
 def test_gap_refine_narrows_the_interval_and_keeps_the_verdict(tmp_path, method):
     """``--gap-refine``: a point decided faithful keeps its verdict; its interval still holds
@@ -138,11 +147,7 @@ def test_gap_refine_narrows_the_interval_and_keeps_the_verdict(tmp_path, method)
     base = CertifyOptions(eps=0.2, tol=1e-4, method=method, delta=0.6)
     narrowed = refined = 0
     for seed in range(6):
-        t = random_mlp(tmp_path / f"t{seed}.onnx", [2, 12, 12, 3], seed=seed, scale=3.0)
-        s = random_mlp(tmp_path / f"s{seed}.onnx", [2, 10, 3], seed=100 + seed, scale=3.0)
-        ctx = ctx_of(t, s)
-        x0 = np.random.default_rng(seed).random(2)
-        c = int(evaluate(ctx.teacher, x0)[0].argmax())
+        ctx, x0, c = _random_pair_point(tmp_path, seed)
         plain, _ = certify_point(ctx, x0, c, base)
         more, _ = certify_point(ctx, x0, c, replace(base, gap_refine=5.0))
         assert more.faithful == plain.faithful and more.agreement == plain.agreement
@@ -292,11 +297,7 @@ def test_complete_methods_narrow_settled_gap_intervals_with_alpha_crown(tmp_path
     crown = CertifyOptions(eps=0.2, tol=1e-4, method="crown", delta=0.9)
     narrowed = settled = 0
     for seed in range(6):
-        t = random_mlp(tmp_path / f"t{seed}.onnx", [2, 12, 12, 3], seed=seed, scale=3.0)
-        s = random_mlp(tmp_path / f"s{seed}.onnx", [2, 10, 3], seed=100 + seed, scale=3.0)
-        ctx = ctx_of(t, s)
-        x0 = np.random.default_rng(seed).random(2)
-        c = int(evaluate(ctx.teacher, x0)[0].argmax())
+        ctx, x0, c = _random_pair_point(tmp_path, seed)
         plain, _ = certify_point(ctx, x0, c, crown)
         full, _ = certify_point(ctx, x0, c, replace(crown, method="milp+bab", gap_refine=0.0))
         _, gap = grid_truth(ctx.teacher, ctx.student, np.clip(x0 - 0.2, 0, 1),
