@@ -46,9 +46,12 @@ $T student --teacher $MT --method faithful --dataset mnist --data-dir $D --arch 
 for m in ard rslad iad; do
   $T student --teacher $MT --method $m --dataset mnist --data-dir $D --arch mlp:128,128 --eps 0.1 --epochs 20 --seed 0 --out models/mnist_mtlibp_student_$m.onnx --quiet
 done
-# CIFAR-10: an MTL-IBP cnn-small teacher (PGD-1 + IBP, a = 0.5) and its cnn-tiny KD, certified-KD and faithful students
+# CIFAR-10: an MTL-IBP cnn-small teacher (PGD-1 + IBP, a = 0.5) and its cnn-tiny KD, certified-KD, faithful, ARD, RSLAD and IAD students
 $T teacher --dataset cifar10 --data-dir $D --arch cnn-small --method mtl-ibp --ibp-weight 0.5 --eps 0.0078431 --epochs 15 --pgd-steps 1 --ramp 0.4 --seed 0 --out models/cifar10_teacher_mtlibp.onnx --quiet
 CC=models/cifar10_teacher_mtlibp.onnx
 $T student --teacher $CC --method kd --dataset cifar10 --data-dir $D --arch cnn-tiny --eps 0.0078431 --epochs 10 --seed 0 --out models/cifar10_mtlibp_student_kd.onnx --quiet
 $T student --teacher $CC --method certified-kd --dataset cifar10 --data-dir $D --arch cnn-tiny --eps 0.0078431 --epochs 10 --pgd-steps 5 --ramp 0.4 --seed 0 --out models/cifar10_mtlibp_student_certified-kd.onnx --quiet
 $T student --teacher $CC --method faithful --dataset cifar10 --data-dir $D --arch cnn-tiny --eps 0.0078431 --epochs 10 --pgd-steps 5 --bound-weight 1.0 --student-bound ibp --ramp 0.4 --seed 0 --out models/cifar10_mtlibp_student_faithful.onnx --quiet
+for m in ard rslad iad; do
+  $T student --teacher $CC --method $m --dataset cifar10 --data-dir $D --arch cnn-tiny --eps 0.0078431 --epochs 10 --pgd-steps 5 --seed 0 --out models/cifar10_mtlibp_student_$m.onnx --quiet
+done
