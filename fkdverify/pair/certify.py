@@ -97,8 +97,11 @@ def decide(ctx: PairContext, qs: list[Question], opts: CertifyOptions) -> list[P
         fold(every, bounds.differential(ctx, qs, sts, pb, every, opts))  # tightest Delta_hi
     method = bounds.bound_method(opts)
     narrow = narrows(opts)
-    if (method == Method.ALPHA_CROWN or narrow) and (idx := still(lambda st, o: (
-            method == Method.ALPHA_CROWN and is_open(st, o)) or wide(st, o))):  # fmt: skip
+
+    def alpha_rows(st, o):  # --method alpha-crown: the open points; narrowing: the wide ones
+        return (method == Method.ALPHA_CROWN and is_open(st, o)) or (narrow and wide(st, o))
+
+    if idx := still(alpha_rows):
         fold(idx, bounds.alpha_pairs(ctx, qs, sts, pb, idx, opts, until))
     if method != Method.IBP and opts.prop != Property.GAP:
         idx = still(lambda st, o: is_open(st, o) and agreement_open(st, o))
@@ -129,8 +132,8 @@ def narrows(opts: CertifyOptions) -> bool:
 
 
 def wide(st: PointState, opts: CertifyOptions) -> bool:
-    """A gap interval wider than tol (or not bounded yet)."""
-    return wants_gap(opts) and not st.gap_hi - st.gap_lo <= opts.tol
+    """A gap interval wider than tol (or not bounded yet); asked only where ``narrows``."""
+    return not st.gap_hi - st.gap_lo <= opts.tol
 
 
 def bounds_window(sts: list[PointState], opts: CertifyOptions) -> float:
