@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import defaults as D
 from ..data import Dataset, infer_dataset, load_or_download, parse_indices
 from ..errors import InputError
 from ..net.normalise import load_normalised
@@ -68,14 +69,14 @@ class RunConfig:
             raise InputError("--batch-size must be >= 0 (0: automatic)")
 
     def batch_size(self, n: int | None = None) -> int:
-        """Points per batch: bound methods batch (the engine is batched), MILP goes one by one
-        so that each point's time limit stays its own."""
+        """Points per batch (``--batch-size``, or ``defaults.BATCH_*`` split across the
+        workers): the bounds stage runs batched; the MILPs after it run point by point, each
+        under its own deadline, so a batch only groups the cheap part."""
         if self.batch:
             return self.batch
-        if self.opts.method in MILP_METHODS:
-            return 1
+        most = D.BATCH_MILP if self.opts.method in MILP_METHODS else D.BATCH_BOUNDS
         n = len(self.indices) if n is None else n
-        return max(1, min(100, -(-n // self.workers)))
+        return max(1, min(most, -(-n // self.workers)))
 
 
 def select_indices(n_total: int, n: int | None, start: int, indices: str | None) -> tuple:

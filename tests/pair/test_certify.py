@@ -308,3 +308,23 @@ def test_complete_methods_narrow_settled_gap_intervals_with_alpha_crown(tmp_path
             settled += 1
             narrowed += full.gap_upper < plain.gap_upper - 1e-4 and "alpha" in full.gap_method
     assert settled >= 1 and narrowed >= 1, (settled, narrowed)
+
+
+def test_a_batch_of_points_decides_each_as_alone(tmp_path):
+    """The MILP methods batch a few points (the bounds stage together, then each point's
+    MILPs under its own deadline): every point's verdicts equal those of the point alone, and
+    its gap interval holds the grid maximum."""
+    from fkdverify.pair import certify_batch
+
+    ctx, _, _ = _random_pair_point(tmp_path, 3)
+    xs = np.random.default_rng(7).random((6, 2))
+    cs = [int(evaluate(ctx.teacher, x)[0].argmax()) for x in xs]
+    opts = CertifyOptions(eps=0.2, method="milp+bab", delta=0.3)
+    batch = certify_batch(ctx, xs, cs, opts, list(range(6)))
+    for x, c, (f, _) in zip(xs, cs, batch, strict=True):
+        alone, _ = certify_point(ctx, x, c, opts)
+        assert (f.agreement, f.faithful) == (alone.agreement, alone.faithful)
+        assert f.agreement != "unknown"
+        _, gap = grid_truth(ctx.teacher, ctx.student, np.clip(x - 0.2, 0, 1),
+                            np.clip(x + 0.2, 0, 1), c)  # fmt: skip
+        assert f.gap_lower <= gap + GRID_CELL_TOL and gap <= f.gap_upper + 1e-9
