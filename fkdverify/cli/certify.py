@@ -74,8 +74,8 @@ def check_eps(eps: float) -> None:
 @click.option("--bounds-memory", type=int, default=D.BOUNDS_MEMORY_MB, show_default=True,
               help="MB for the backward pass's tensors; bigger batches are chunked.")  # fmt: skip
 @click.option("--batch-size", type=int, default=0, show_default=True,
-              help="Points bounded together (0: up to 100 for bound methods, 8 for "
-              "milp and milp+bab).")  # fmt: skip
+              help=f"Points bounded together (0: up to {D.BATCH_BOUNDS} for bound methods, "
+              f"{D.BATCH_MILP} for milp and milp+bab).")  # fmt: skip
 @choice("--solver", SOLVERS, D.SOLVER, "MILP back-end (auto: Gurobi when licensed).")
 @choice("--milp-bounds", BOUND_METHODS, D.MILP_BOUNDS,
         "Bounds that feed the MILP (big-M values, stable ReLUs).")  # fmt: skip
