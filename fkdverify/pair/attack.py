@@ -128,3 +128,21 @@ def attack_gap(tnet, snet, x0, lo, hi, c: int, sign: str, opts=AttackOptions(),
     bx, bv = _pgd(f, x, lo_t, hi_t, opts.steps, step, deadline)
     i = int(torch.argmax(bv))
     return bx[i].detach().numpy().astype(np.float64), float(bv[i])
+
+
+def attack_robustness(net, x0, lo, hi, c: int, opts=AttackOptions(),
+                      deadline: float = math.inf) -> np.ndarray:  # fmt: skip
+    """Candidate inputs (M, n) where one network's top class is not c, best first: PGD on
+    max_{j != c} z_j - z_c from x0 and ``2 * restarts`` random starts."""
+    dtype = _dtype(net)
+    gen = torch.Generator().manual_seed(opts.seed + 2)
+    x, lo_t, hi_t = _starts(x0, lo, hi, 2 * opts.restarts, gen, dtype)
+    kc = torch.full((len(x),), c, dtype=torch.long)
+    step = opts.step_scale * float(np.max(np.asarray(hi) - np.asarray(lo))) / 2 / opts.steps
+
+    def f(xb):
+        return -_margin_to(net(xb), kc)
+
+    bx, bv = _pgd(f, x, lo_t, hi_t, opts.steps, step, deadline)
+    order = torch.argsort(bv, descending=True)
+    return bx[order[bv[order] > 0]].detach().numpy().astype(np.float64)

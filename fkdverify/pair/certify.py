@@ -191,23 +191,37 @@ def _bab(q: Question, st: PointState, point_bounds, ctx: PairContext, opts) -> P
 
 def _agreement(ctx: PairContext, q: Question, st: PointState, pb, bt, bs, run: MilpRunner,
                opts) -> PointState:  # fmt: skip
-    """The agreement MILPs; with ``milp+bab`` they get a share of the time left, and branch and
-    bound over the product (on the MILP's tighter bounds ``pb``) takes over where they leave
-    agreement open: on a deeper pair it often closes the (a, b) disjuncts in seconds that the
-    joint one-hot MILP does not close in a minute."""
+    """The agreement MILPs; with ``milp+bab``, each network's robustness tree first (the
+    robust route, ``stages/bab.py``: a part of the time, and often decisive on deeper pairs
+    whose networks are robust at the point), then the MILPs for a share of the time left, and
+    branch and bound over the product (on the MILP's tighter bounds ``pb``, over the class
+    pairs the route left) where they leave agreement open: on a deeper pair it often closes
+    the (a, b) disjuncts in seconds that the joint one-hot MILP does not close in a minute."""
     if opts.method != Method.MILP_BAB:
         return merge_all(q, st, agreement.milp_agreement(ctx, q, st, bt, bs, run, opts))
+    from .stages.bab import (  # torch-heavy tree code: only when needed
+        ROBUST_SHARE,
+        agreement_deadline,
+        bab_agreement,
+        robust_agreement,
+    )
+
     deadline = run.deadline
+    t0 = time.perf_counter()
+    until = agreement_deadline(st, deadline, opts)  # the gap MILP keeps its share
+    cands, found = robust_agreement(ctx, q, st, pb, t0 + ROBUST_SHARE * (until - t0), opts)
+    st = merge_all(q, st, found)
+    run.seconds += time.perf_counter() - t0  # the complete stage's seconds
+    if not agreement_open(st, opts):
+        return st
     with run.capped(D.MILP_BAB_MILP_SHARE):
         st = merge_all(q, st, agreement.milp_agreement(ctx, q, st, bt, bs, run, opts))
     if not agreement_open(st, opts) or run.expired():
         return st
-    from .stages.bab import agreement_deadline, bab_agreement  # torch-heavy: only when needed
-
     t0 = time.perf_counter()
-    until = agreement_deadline(st, deadline, opts)  # the gap MILP keeps its share
-    st = merge_all(q, st, bab_agreement(ctx, q, st, pb, until, opts))
-    run.seconds += time.perf_counter() - t0  # the complete stage's seconds
+    until = agreement_deadline(st, deadline, opts)
+    st = merge_all(q, st, bab_agreement(ctx, q, st, pb, until, opts, cands))
+    run.seconds += time.perf_counter() - t0
     return st
 
 

@@ -124,7 +124,7 @@ def _grid_truth_case(tmp_path, seed, decided, opts):
             assert f.gap_lower <= f.gap_upper
         decided["points"] += 1
         decided["agreement"] += f.agreement in ("agree", "disagree")
-        decided["bab"] += "agreement bab" in f.note
+        decided["bab"] += "agreement bab" in f.note or "robustness bab" in f.note
         decided["gap"] += (f.gap_upper - f.gap_lower <= 1e-4 + 1e-9 or f.gap_upper <= 0.1
                            or f.gap_lower > 0.1)  # fmt: skip
 

@@ -9,6 +9,14 @@ tree's disjuncts keep one network's conjunction whole and only "a beats b" of th
 rows are far fewer. ``unsat`` proves that no strict disagreement exists (``agree``); a
 candidate is handed to the referee and only a confirmed disagreement ends the tree.
 
+Robust route first (``robust_route``): a network whose only possible strict top class is
+its class at x on the whole box cannot take part in a strict disagreement except against
+that class, so each network's own robustness tree (its ReLUs alone, far fewer than the
+product's, and a conjunction-free spec) runs before the joint one, with part of the time.
+Both proven: ``agree`` (robust agreement). One proven: the joint tree keeps only the pairs
+where that network keeps its class. A network found not robust (the referee confirms
+another strict top class) leaves the joint tree as it was.
+
 Gap (faithful / gap): the joint gap rows (``rows.joint_gap_rows``) are linear upper bounds
 ``g <= w_r . y + c_r`` valid over the whole box (tangent at the clean point and at the worst
 point found); ``g > t`` then needs ``-w_r . y <= c_r - t`` for every row r of a side, one
@@ -26,7 +34,8 @@ import numpy as np
 from ...bounds import Bounds
 from ...bounds.bab import SAT, TIMEOUT, UNSAT, bab
 from ...words import Property, Verdict
-from ..context import PairContext
+from ..attack import attack_robustness
+from ..context import PairContext, split_bounds
 from ..heads import pair_index
 from ..options import CertifyOptions
 from ..recheck import gap_witness
@@ -72,15 +81,91 @@ def gap_atoms(rows: np.ndarray, consts: np.ndarray, side: np.ndarray, t: float):
     return -rows, consts - t, owner
 
 
-def bab_agreement(ctx: PairContext, q: Question, st: PointState, bounds: Bounds,
-                  deadline: float, opts: CertifyOptions) -> list[Finding]:  # fmt: skip
-    """Agreement by one tree over every (a, b) disjunct."""
+def robust_atoms(k: int, c: int, cands, tau: float):
+    """(C (R, K), b (R,), owner (R,)) over one network's logits: "class j beats c by tau",
+    one disjunct per candidate j != c. ``unsat`` proves that no class but c is ever the
+    strict-by-tau top class (a strict top j needs z_j - z_c >= tau; a class that is not a
+    candidate never is one)."""
+    js = [j for j in cands if j != c]
+    C = np.zeros((len(js), k))
+    C[np.arange(len(js)), c] = 1.0
+    C[np.arange(len(js)), js] = -1.0
+    return C, np.full(len(js), -tau), np.arange(len(js))
+
+
+ROBUST_SHARE = 0.8  # of the agreement trees' time: each network's own robustness tree first
+ROBUST_PGD_SHARE = 0.05  # of the route's time left: PGD for a class change first
+ROBUST_PGD_CHECKS = 3  # candidates handed to the referee
+
+
+def robust_route(ctx: PairContext, q: Question, cands: tuple, bounds: Bounds, deadline: float,
+                 opts: CertifyOptions) -> tuple[tuple, list]:  # fmt: skip
+    """Each network's robustness tree on its class at x (the network with fewer candidate
+    classes first, up to half the time left until ``deadline``, the other the rest): the
+    candidate lists with a proven network's reduced to its class, and notes."""
+    picks = q.preds if min(q.preds) >= 0 else ctx.referee.predictions(q.x)
+    if picks[0] != picks[1]:  # the clean point itself disagrees (or ties): nothing to gain
+        return cands, []
+    c, nets = picks[0], (ctx.teacher, ctx.student)
+    parts = split_bounds(bounds, ctx.off)
+    out, notes = list(cands), []
+    todo = sorted((i for i in (0, 1) if out[i] != [c]), key=lambda i: len(out[i]))
+    for n, i in enumerate(todo):
+        left = deadline - time.perf_counter()
+        if left <= 0:
+            break
+        who = ("teacher", "student")[i]
+
+        def confirm(x, teacher=i == 0):
+            x = np.clip(x, q.clo, q.chi)
+            pick = ctx.referee.strict_pick(x, teacher)
+            return x if pick is not None and pick != c else None
+
+        # a network that is not robust is usually found so by PGD in milliseconds
+        tries = attack_robustness((ctx.tnet32, ctx.snet32)[i], q.x, q.lo, q.hi, c, opts.attack,
+                                  time.perf_counter() + ROBUST_PGD_SHARE * left)  # fmt: skip
+        if any(confirm(x) is not None for x in tries[:ROBUST_PGD_CHECKS]):
+            notes.append(f"{who} not robust (PGD)")
+            continue
+        C, b, owner = robust_atoms(ctx.k, c, out[i], opts.tau)
+        until = deadline if n + 1 == len(todo) else time.perf_counter() + left / 2
+        res = bab(nets[i], q.lo, q.hi, parts[i].pre, C, b, owner, until, confirm)
+        word = {UNSAT: f"robust on class {c}", SAT: "not robust"}.get(res.status, "open")
+        notes.append(f"{who} robustness bab: {word} ({res.domains} domains)")
+        if res.status == UNSAT:  # no class but c is ever its strict top
+            out[i] = [j for j in out[i] if j == c]
+    return (out[0], out[1]), notes
+
+
+def robust_agreement(ctx: PairContext, q: Question, st: PointState, bounds: Bounds,
+                     deadline: float, opts: CertifyOptions) -> tuple[tuple, list]:  # fmt: skip
+    """The robust route as a stage: (candidate classes (teacher, student) left for the joint
+    tree, findings: ``agree`` when no pair of them can disagree strictly)."""
     ub_t, ub_s = ctx.split(st.pair_ub)
-    ct, cs = candidates(ub_t, ctx.k, opts.tau), candidates(ub_s, ctx.k, opts.tau)
-    C, b, owner = agreement_atoms(ctx.k, ct, cs, opts.tau)
+    cands = candidates(ub_t, ctx.k, opts.tau), candidates(ub_s, ctx.k, opts.tau)
+    if not agreement_atoms(ctx.k, *cands, opts.tau)[0].size:
+        return cands, []
+    cands, notes = robust_route(ctx, q, cands, bounds, deadline, opts)
+    if agreement_atoms(ctx.k, *cands, opts.tau)[0].size:
+        return cands, [Finding(how="robust bab", notes=tuple(notes))]
+    notes.append("both networks keep their class: robust agreement")
+    return cands, [Finding(how="robust bab", agreement=Verdict.AGREE, notes=tuple(notes))]
+
+
+def bab_agreement(ctx: PairContext, q: Question, st: PointState, bounds: Bounds,
+                  deadline: float, opts: CertifyOptions, cands=None) -> list[Finding]:  # fmt: skip
+    """Agreement: the robust route (``ROBUST_SHARE`` of the time; skipped when ``cands``, the
+    candidate classes it left, are given), then one tree over every (a, b) disjunct left."""
+    found: list[Finding] = []
+    if cands is None:
+        until = time.perf_counter() + ROBUST_SHARE * (deadline - time.perf_counter())
+        cands, found = robust_agreement(ctx, q, st, bounds, until, opts)
+        if any(f.agreement == Verdict.AGREE for f in found):
+            return found
+    C, b, owner = agreement_atoms(ctx.k, *cands, opts.tau)
     if not len(C):
         note = "no class pair can disagree strictly"
-        return [Finding(how="bab", agreement=Verdict.AGREE, notes=(note,))]
+        return [*found, Finding(how="bab", agreement=Verdict.AGREE, notes=(note,))]
 
     def confirm(x):
         x = np.clip(x, q.clo, q.chi)
@@ -89,10 +174,11 @@ def bab_agreement(ctx: PairContext, q: Question, st: PointState, bounds: Bounds,
     res = bab(ctx.product, q.lo, q.hi, bounds.pre, C, b, owner, deadline, confirm)
     note = f"agreement bab: {res.domains} domains, depth {res.depth}"
     if res.status == UNSAT:
-        return [Finding(how="bab", agreement=Verdict.AGREE, notes=(note,))]
+        return [*found, Finding(how="bab", agreement=Verdict.AGREE, notes=(note,))]
     if res.status == SAT:
-        return [Finding(how="bab", agreement=Verdict.DISAGREE, cex=res.found, notes=(note,))]
-    return [Finding(how="bab", notes=(note + (f"; {res.note}" if res.note else ""),))]
+        return [*found, Finding(how="bab", agreement=Verdict.DISAGREE, cex=res.found,
+                                notes=(note,))]  # fmt: skip
+    return [*found, Finding(how="bab", notes=(note + (f"; {res.note}" if res.note else ""),))]
 
 
 def bab_gap(ctx: PairContext, q: Question, st: PointState, bounds: Bounds, deadline: float,
