@@ -4,7 +4,7 @@ retried then reported, and the per-process cache builds once."""
 import os
 import time
 
-from fkdverify.pool import PoolTask, cached, run_pool
+from fkdverify.pool import PoolTask, cached, cores, one_process_threads, run_pool
 
 
 def square(x):
@@ -18,6 +18,28 @@ def sleepy(s):
 
 def die(code):
     os._exit(code)
+
+
+def threads(_):
+    import torch
+
+    return torch.get_num_threads()
+
+
+def test_workers_take_one_thread_and_a_lone_process_every_core():
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one_process_threads()
+        assert torch.get_num_threads() == cores() >= 1
+    finally:
+        torch.set_num_threads(before)
+    done = {}
+    run_pool([PoolTask(0, (0,), 60)], 1, threads, lambda t, r: done.__setitem__(t.key, r),
+             lambda t, f: None)  # fmt: skip
+    assert done == {0: 1}
 
 
 def test_results_come_back():

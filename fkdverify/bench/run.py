@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..pool import Failure, PoolTask, run_pool
+from ..pool import Failure, PoolTask, cores, run_pool
 from ..results import CsvWriter, check_own, check_sidecar, finished, write_sidecar
 from .execute import BENCH_COLUMNS, config, run_job
 from .grid import load_grid
@@ -38,7 +38,7 @@ class BenchOptions:
             raise InputError("--hard-limit must be >= 0 seconds (0: twice each task's timeout)")
 
     def n_workers(self) -> int:
-        return self.workers or os.cpu_count() or 1
+        return self.workers or cores()
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from ..data import Dataset, infer_dataset, load_or_download, parse_indices
 from ..errors import InputError
 from ..net.normalise import load_normalised
 from ..net.product import check_pair
-from ..pool import GRACE_S, Failure, PoolTask, cached, run_pool
+from ..pool import GRACE_S, Failure, PoolTask, cached, one_process_threads, run_pool
 from ..results import (
     COLUMNS,
     CsvWriter,
@@ -307,9 +307,7 @@ def run(cfg: RunConfig, ds: Dataset, teacher, on_result: Callable[[Result], None
     batches = [jobs[k : k + size] for k in range(0, len(jobs), size)]
     try:
         if cfg.workers == 1 or len(batches) <= 1:
-            import torch
-
-            torch.set_num_threads(1)  # as each pool worker runs
+            one_process_threads()
             ctx, _ = pair_context(cfg)
             for batch in batches:
                 for r, cex in decide(cfg, ctx, batch):

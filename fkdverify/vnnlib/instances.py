@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import FkdError, InputError
-from ..pool import GRACE_S, Failure, PoolTask, cached, run_pool
+from ..pool import GRACE_S, Failure, PoolTask, cached, one_process_threads, run_pool
 from ..results import CsvWriter, check_own, check_sidecar, finished, write_sidecar
 from ..words import SpecResult
 from .verify import SAT, VerifyOptions, cex_text
@@ -98,9 +98,7 @@ def run_instances(instances: str, out: str, opts: VerifyOptions, workers: int = 
                 on_row(row)
 
         if workers == 1:
-            import torch
-
-            torch.set_num_threads(1)
+            one_process_threads()
             for a in args:
                 emit(run_one(*a))
         else:
