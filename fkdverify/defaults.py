@@ -32,6 +32,7 @@ CERTIFY_LP_TIGHTEN = 0.0  # share of a point's time spent on LP bound tightening
 # while each point's MILPs still run under its own deadline (rows arrive a batch at a time)
 BATCH_BOUNDS = 100
 BATCH_MILP = 8
+CERTIFY_WORKERS = 0  # certify's processes: 0 = one per core (a single batch runs in-process)
 CLASS_MODE = ClassMode.LABEL.value
 POINT_MODE = PointMode.TEACHER_CORRECT.value
 PRECISION = Precision.FLOAT64.value

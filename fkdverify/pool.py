@@ -6,9 +6,11 @@ datasets), so that a worker running many tasks of the same files builds them onc
 
 from __future__ import annotations
 
+import logging
 import multiprocessing as mp
 import os
 import signal
+import sys
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable
@@ -20,6 +22,7 @@ from .errors import WorkerError
 
 GRACE_S = 30.0  # worker start-up and model build on top of a task's own limit
 READY = "ready"  # a worker's first message: it got past importing the parent's main module
+LOGGER = "fkdverify"  # the package's logger, set up again in each worker
 START_DEATHS = 2  # workers in a row dying before READY: the pool cannot start (WorkerError)
 
 
@@ -61,9 +64,28 @@ def one_process_threads() -> None:
     torch.set_num_threads(cores())
 
 
-def _worker(conn, work, init, init_args) -> None:
+def _parent_log() -> tuple[int, list[str]]:
+    """The package logger's level and its stream handlers' formats, for the workers."""
+    log = logging.getLogger(LOGGER)
+    fmts = [h.formatter._fmt if h.formatter else "%(message)s"
+            for h in log.handlers if isinstance(h, logging.StreamHandler)]  # fmt: skip
+    return log.level, fmts
+
+
+def _same_log(level: int, fmts: list[str]) -> None:
+    """A spawned worker logs as its parent does (on the stderr they share)."""
+    log = logging.getLogger(LOGGER)
+    log.setLevel(level)
+    for f in fmts:
+        h = logging.StreamHandler(sys.stderr)
+        h.setFormatter(logging.Formatter(f))
+        log.addHandler(h)
+
+
+def _worker(conn, work, init, init_args, log_setup) -> None:
     """Run tasks sent over ``conn`` until it closes. Ctrl-C belongs to the parent."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _same_log(*log_setup)
     conn.send(READY)
     import torch
 
@@ -84,9 +106,10 @@ def _worker(conn, work, init, init_args) -> None:
 class _Slot:
     """One worker process and the task it runs."""
 
-    def __init__(self, ctx, work, init, init_args):
+    def __init__(self, ctx, work, init, init_args, log_setup):
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_worker, args=(child, work, init, init_args), daemon=True)
+        args = (child, work, init, init_args, log_setup)
+        self.proc = ctx.Process(target=_worker, args=args, daemon=True)
         self.proc.start()
         child.close()
         self.task: PoolTask | None = None
@@ -130,9 +153,10 @@ def run_pool(tasks: list[PoolTask], workers: int, work: Callable,
     ctx = mp.get_context("spawn")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     pending, tries = deque(tasks), {}
+    log_setup = _parent_log()
 
     def slot():
-        return _Slot(ctx, work, init, init_args)
+        return _Slot(ctx, work, init, init_args, log_setup)
 
     slots = [slot() for _ in range(min(workers, len(tasks)))]
     start_deaths = 0

@@ -42,6 +42,31 @@ def test_workers_take_one_thread_and_a_lone_process_every_core():
     assert done == {0: 1}
 
 
+def say(msg):
+    import logging
+
+    logging.getLogger("fkdverify.test").info(msg)
+    return msg
+
+
+def test_workers_log_as_their_parent(capfd):
+    import logging
+
+    log = logging.getLogger("fkdverify")
+    h = logging.StreamHandler()
+    h.setFormatter(logging.Formatter("fkdverify: %(message)s"))
+    level = log.level
+    log.addHandler(h)
+    log.setLevel(logging.INFO)
+    try:
+        run_pool([PoolTask(0, ("from a worker",), 60)], 1, say, lambda t, r: None,
+                 lambda t, f: None)  # fmt: skip
+    finally:
+        log.removeHandler(h)
+        log.setLevel(level)
+    assert "fkdverify: from a worker" in capfd.readouterr().err
+
+
 def test_results_come_back():
     done, failed = {}, []
     tasks = [PoolTask(i, (i,), 60) for i in range(5)]

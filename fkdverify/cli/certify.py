@@ -98,7 +98,9 @@ def check_eps(eps: float) -> None:
               help="CSV file for the results: appended to, and resumed (finished points are "
               "skipped) when it holds this run's rows (default: "
               "fkdverify-<teacher>-<student>-eps<E>.csv).")  # fmt: skip
-@click.option("--workers", type=int, default=1, show_default=True, help="Parallel processes.")
+@click.option("--workers", type=int, default=D.CERTIFY_WORKERS, show_default=True,
+              help="Parallel processes (0: one per core). Each runs torch on one thread; a "
+              "run of one batch stays in this process, on every core.")  # fmt: skip
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def certify(teacher, student, **kw):
     """Attack and certify TEACHER vs STUDENT on test points; one CSV row per point."""

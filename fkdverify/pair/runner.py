@@ -15,7 +15,7 @@ from ..data import Dataset, infer_dataset, load_or_download, parse_indices
 from ..errors import InputError
 from ..net.normalise import load_normalised
 from ..net.product import check_pair
-from ..pool import GRACE_S, Failure, PoolTask, cached, one_process_threads, run_pool
+from ..pool import GRACE_S, Failure, PoolTask, cached, cores, one_process_threads, run_pool
 from ..results import (
     COLUMNS,
     CsvWriter,
@@ -55,7 +55,7 @@ class RunConfig:
     class_mode: str = ClassMode.LABEL
     points: str = PointMode.TEACHER_CORRECT
     out: str | None = None
-    workers: int = 1
+    workers: int = 1  # 0: one per core
     mean: str | None = None  # --mean/--std: input normalisation in front of both networks
     std: str | None = None
     batch: int = 0  # points bounded together (0: auto)
@@ -63,10 +63,14 @@ class RunConfig:
     def __post_init__(self):
         check_choice("--class", self.class_mode, CLASS_MODES)
         check_choice("--points", self.points, POINT_MODES)
-        if self.workers < 1:
-            raise InputError("--workers must be at least 1")
+        if self.workers < 0:
+            raise InputError("--workers must be >= 1 (or 0: one per core)")
         if self.batch < 0:
             raise InputError("--batch-size must be >= 0 (0: automatic)")
+
+    @property
+    def n_workers(self) -> int:
+        return self.workers or cores()
 
     def batch_size(self, n: int | None = None) -> int:
         """Points per batch (``--batch-size``, or ``defaults.BATCH_*`` split across the
@@ -76,7 +80,7 @@ class RunConfig:
             return self.batch
         most = D.BATCH_MILP if self.opts.method in MILP_METHODS else D.BATCH_BOUNDS
         n = len(self.indices) if n is None else n
-        return max(1, min(most, -(-n // self.workers)))
+        return max(1, min(most, -(-n // self.n_workers)))
 
 
 def select_indices(n_total: int, n: int | None, start: int, indices: str | None) -> tuple:
@@ -306,7 +310,7 @@ def run(cfg: RunConfig, ds: Dataset, teacher, on_result: Callable[[Result], None
     size = cfg.batch_size(len(jobs))
     batches = [jobs[k : k + size] for k in range(0, len(jobs), size)]
     try:
-        if cfg.workers == 1 or len(batches) <= 1:
+        if cfg.n_workers == 1 or len(batches) <= 1:
             one_process_threads()
             ctx, _ = pair_context(cfg)
             for batch in batches:
@@ -321,7 +325,7 @@ def run(cfg: RunConfig, ds: Dataset, teacher, on_result: Callable[[Result], None
                 for index, _, label in task.args[1]:
                     emit(undecided(cfg.opts, index, label, f.reason(), verdict, f.limit), None)
 
-            run_pool(tasks, cfg.workers, _work, lambda t, rows: [emit(*r) for r in rows], failed)
+            run_pool(tasks, cfg.n_workers, _work, lambda t, rows: [emit(*r) for r in rows], failed)
     finally:
         if writer:
             writer.close()

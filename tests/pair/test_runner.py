@@ -18,3 +18,15 @@ def test_milp_methods_batch_a_few_points_bound_methods_many():
     assert config("alpha-crown", workers=2).batch_size(30) == 15
     assert config("milp", batch=3).batch_size(1000) == 3  # --batch-size wins
     assert config("milp").batch_size(1) == 1
+
+
+def test_zero_workers_is_one_per_core_and_a_negative_count_is_refused():
+    import pytest
+
+    from fkdverify.errors import InputError
+    from fkdverify.pool import cores
+
+    assert config("milp", workers=0).n_workers == cores()
+    assert config("alpha-crown", workers=0).batch_size(30) == -(-30 // cores())
+    with pytest.raises(InputError, match="--workers"):
+        config("milp", workers=-1)
