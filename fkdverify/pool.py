@@ -19,6 +19,7 @@ from multiprocessing.connection import wait
 from typing import Any
 
 from .errors import WorkerError
+from .threads import granted, hold_grant, take_granted
 
 GRACE_S = 30.0  # worker start-up and model build on top of a task's own limit
 READY = "ready"  # a worker's first message: it got past importing the parent's main module
@@ -82,14 +83,16 @@ def _same_log(level: int, fmts: list[str]) -> None:
         log.addHandler(h)
 
 
-def _worker(conn, work, init, init_args, log_setup) -> None:
-    """Run tasks sent over ``conn`` until it closes. Ctrl-C belongs to the parent."""
+def _worker(conn, work, init, init_args, log_setup, grant) -> None:
+    """Run tasks sent over ``conn`` until it closes, on the torch threads ``grant`` holds
+    (``threads.py``). Ctrl-C belongs to the parent."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _same_log(*log_setup)
     conn.send(READY)
     import torch
 
     torch.set_num_threads(1)
+    hold_grant(grant)
     if init is not None:
         init(*init_args)
     while True:
@@ -100,15 +103,16 @@ def _worker(conn, work, init, init_args, log_setup) -> None:
         if msg is None:
             return
         key, args = msg
+        take_granted()
         conn.send((key, work(*args)))
 
 
 class _Slot:
     """One worker process and the task it runs."""
 
-    def __init__(self, ctx, work, init, init_args, log_setup):
+    def __init__(self, ctx, work, init, init_args, log_setup, grant):
         self.conn, child = ctx.Pipe()
-        args = (child, work, init, init_args, log_setup)
+        args = (child, work, init, init_args, log_setup, grant)
         self.proc = ctx.Process(target=_worker, args=args, daemon=True)
         self.proc.start()
         child.close()
@@ -143,27 +147,37 @@ class _Slot:
 def run_pool(tasks: list[PoolTask], workers: int, work: Callable,
              on_done: Callable[[PoolTask, Any], None],
              on_fail: Callable[[PoolTask, Failure], None], init: Callable | None = None,
-             init_args: tuple = (), retries: int = 2) -> None:  # fmt: skip
+             init_args: tuple = (), retries: int = 2,
+             share_cores: bool = False) -> None:  # fmt: skip
     """Run ``tasks`` on ``workers`` spawned processes (``init(*init_args)`` once in each);
     ``on_done(task, result)`` or ``on_fail(task, failure)`` once per task, in this process,
     as each ends. A task whose worker dies is retried ``retries`` times on a fresh worker;
-    one past its limit is killed. ``work`` and ``init`` must be module-level functions."""
+    one past its limit is killed. ``work`` and ``init`` must be module-level functions.
+    Each worker runs torch on one thread; with ``share_cores``, once no task waits, the busy
+    workers share the idle cores (``threads.py``: results come sooner, but a task's time then
+    depends on when it ran, so benchmarks keep one thread)."""
     if not tasks:
         return
     ctx = mp.get_context("spawn")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     pending, tries = deque(tasks), {}
     log_setup = _parent_log()
+    grant = ctx.Value("i", 1, lock=False)  # torch threads of each busy worker (threads.py)
+    n_cores = cores()
 
     def slot():
-        return _Slot(ctx, work, init, init_args, log_setup)
+        return _Slot(ctx, work, init, init_args, log_setup, grant)
 
     slots = [slot() for _ in range(min(workers, len(tasks)))]
     start_deaths = 0
     try:
         while pending or any(s.task for s in slots):
-            for s in slots:
-                if s.task is None and pending:
+            free = [s for s in slots if s.task is None]
+            n_busy = min(len(slots), len(slots) - len(free) + len(pending))
+            if share_cores:
+                grant.value = granted(n_cores, n_busy, max(0, len(pending) - len(free)))
+            for s in free:  # the grant is set before a task reaches its worker
+                if pending:
                     s.send(pending.popleft())
             busy = [s for s in slots if s.task]
             wait([s.conn for s in busy] + [s.proc.sentinel for s in busy], timeout=0.5)

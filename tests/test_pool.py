@@ -4,6 +4,8 @@ retried then reported, and the per-process cache builds once."""
 import os
 import time
 
+import pytest
+
 from fkdverify.pool import PoolTask, cached, cores, one_process_threads, run_pool
 
 
@@ -40,6 +42,43 @@ def test_workers_take_one_thread_and_a_lone_process_every_core():
     run_pool([PoolTask(0, (0,), 60)], 1, threads, lambda t, r: done.__setitem__(t.key, r),
              lambda t, f: None)  # fmt: skip
     assert done == {0: 1}
+
+
+def waits_for_cores(seconds):
+    """The threads at the start, and once the other worker's task is done (or ``seconds``)."""
+    import torch
+
+    from fkdverify.pool import cores
+    from fkdverify.threads import take_granted
+
+    take_granted()
+    first, end = torch.get_num_threads(), time.monotonic() + seconds
+    while torch.get_num_threads() < cores() and time.monotonic() < end:
+        time.sleep(0.05)
+        take_granted()
+    return first, torch.get_num_threads()
+
+
+def test_busy_workers_get_the_cores_left_idle_where_asked():
+    n = cores()
+    if n < 2:
+        pytest.skip("one core: nothing to share")
+    done = {}
+    tasks = [PoolTask("long", (30,), 60), PoolTask("short", (1,), 60)]
+    run_pool(tasks, 2, waits_for_cores, lambda t, r: done.__setitem__(t.key, r),
+             lambda t, f: None, share_cores=True)  # fmt: skip
+    assert done["long"] == (n // 2, n)  # shared while both ran, every core once alone
+    done.clear()
+    run_pool(tasks[:1], 1, threads, lambda t, r: done.__setitem__(t.key, r), lambda t, f: None,
+             share_cores=True)  # fmt: skip
+    assert done == {"long": n}  # a lone task: every core from its start
+
+
+def test_without_sharing_workers_keep_one_thread():
+    done = {}
+    run_pool([PoolTask(0, (0.5,), 60), PoolTask(1, (0.1,), 60)], 2, waits_for_cores,
+             lambda t, r: done.__setitem__(t.key, r), lambda t, f: None)  # fmt: skip
+    assert done == {0: (1, 1), 1: (1, 1)}
 
 
 def say(msg):

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from ..net.graph import Network
+from ..threads import take_granted
 from ..words import SpecResult
 from .adam import Adam
 from .domains import BabOptions, _Batch, _Problem, gather_rows, scatter_rows
@@ -294,6 +295,7 @@ def bab(net: Network, lo, hi, pre: dict, C, b, owner, deadline: float,
     found = visit(root, opts.root_iters)
     per_domain = 0.0  # seconds per child bounded, measured: batches shrink near the deadline
     while found is None and heap:
+        take_granted()  # a pool worker may get the cores others left idle
         left = deadline - time.perf_counter()
         # a batch of n parents bounds 2n children; do not start one that cannot finish
         afford = int(left / (2 * per_domain)) if per_domain > 0 else opts.batch

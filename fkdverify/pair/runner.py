@@ -325,7 +325,11 @@ def run(cfg: RunConfig, ds: Dataset, teacher, on_result: Callable[[Result], None
                 for index, _, label in task.args[1]:
                     emit(undecided(cfg.opts, index, label, f.reason(), verdict, f.limit), None)
 
-            run_pool(tasks, cfg.n_workers, _work, lambda t, rows: [emit(*r) for r in rows], failed)
+            def done(task: PoolTask, rows):
+                for r in rows:
+                    emit(*r)
+
+            run_pool(tasks, cfg.n_workers, _work, done, failed, share_cores=True)
     finally:
         if writer:
             writer.close()

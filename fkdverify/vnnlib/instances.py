@@ -120,7 +120,7 @@ def run_instances(instances: str, out: str, opts: VerifyOptions, workers: int = 
                 )
                 emit(row)
 
-            run_pool(tasks, workers, run_one, lambda t, row: emit(row), failed)
+            run_pool(tasks, workers, run_one, lambda t, row: emit(row), failed, share_cores=True)
     with open(out, newline="") as f:
         return list(csv.DictReader(f))
 
