@@ -59,6 +59,7 @@ class RunConfig:
     mean: str | None = None  # --mean/--std: input normalisation in front of both networks
     std: str | None = None
     batch: int = 0  # points bounded together (0: auto)
+    share_cores: bool = True  # workers: the busy ones take the idle cores (threads.py)
 
     def __post_init__(self):
         check_choice("--class", self.class_mode, CLASS_MODES)
@@ -329,7 +330,7 @@ def run(cfg: RunConfig, ds: Dataset, teacher, on_result: Callable[[Result], None
                 for r in rows:
                     emit(*r)
 
-            run_pool(tasks, cfg.n_workers, _work, done, failed, share_cores=True)
+            run_pool(tasks, cfg.n_workers, _work, done, failed, share_cores=cfg.share_cores)
     finally:
         if writer:
             writer.close()

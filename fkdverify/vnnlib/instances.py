@@ -74,9 +74,11 @@ def run_one(base: str, onnx: str, vnnlib: str, timeout: float, opts: VerifyOptio
 
 def run_instances(instances: str, out: str, opts: VerifyOptions, workers: int = 1,
                   timeout: float | None = None,
-                  on_row: Callable[[dict], None] | None = None) -> list[dict]:  # fmt: skip
+                  on_row: Callable[[dict], None] | None = None,
+                  share_cores: bool = True) -> list[dict]:  # fmt: skip
     """Run every instance not yet in ``out`` (the one resume rule: rows keyed by onnx and
     vnnlib); a worker past twice an instance's timeout is killed (result ``timeout``).
+    ``share_cores``: busy workers take the idle cores once no instance waits (``threads.py``).
     Returns all rows of ``out``."""
     if workers < 1:
         raise InputError("--workers must be at least 1")
@@ -120,7 +122,9 @@ def run_instances(instances: str, out: str, opts: VerifyOptions, workers: int = 
                 )
                 emit(row)
 
-            run_pool(tasks, workers, run_one, lambda t, row: emit(row), failed, share_cores=True)
+            run_pool(
+                tasks, workers, run_one, lambda t, row: emit(row), failed, share_cores=share_cores
+            )
     with open(out, newline="") as f:
         return list(csv.DictReader(f))
 
