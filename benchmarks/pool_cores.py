@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import fkdverify as fkd
-from fkdverify.pool import cores
+from fkdverify.threads import cores
 from fkdverify.vnnlib.instances import run_instances
 from fkdverify.vnnlib.verify import VerifyOptions
 

@@ -19,7 +19,7 @@ from multiprocessing.connection import wait
 from typing import Any
 
 from .errors import WorkerError
-from .threads import granted, hold_grant, take_granted
+from .threads import cores, granted, hold_grant, take_granted
 
 GRACE_S = 30.0  # worker start-up and model build on top of a task's own limit
 READY = "ready"  # a worker's first message: it got past importing the parent's main module
@@ -49,22 +49,6 @@ class Failure:
         return f"worker died (exit code {self.exitcode}) on each of {self.tries} tries"
 
 
-def cores() -> int:
-    """The cores this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def one_process_threads() -> None:
-    """No pool: torch's intra-op threads take every core, where each pool worker takes one (a
-    lone branch-and-bound tree on 2 cores explores about twice the domains)."""
-    import torch
-
-    torch.set_num_threads(cores())
-
-
 def _parent_log() -> tuple[int, list[str]]:
     """The package logger's level and its stream handlers' formats, for the workers."""
     log = logging.getLogger(LOGGER)
@@ -89,9 +73,6 @@ def _worker(conn, work, init, init_args, log_setup, grant) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _same_log(*log_setup)
     conn.send(READY)
-    import torch
-
-    torch.set_num_threads(1)
     hold_grant(grant)
     if init is not None:
         init(*init_args)
@@ -172,13 +153,12 @@ def run_pool(tasks: list[PoolTask], workers: int, work: Callable,
     start_deaths = 0
     try:
         while pending or any(s.task for s in slots):
-            free = [s for s in slots if s.task is None]
-            n_busy = min(len(slots), len(slots) - len(free) + len(pending))
+            starting = [(s, pending.popleft()) for s in slots if s.task is None and pending]
             if share_cores:
-                grant.value = granted(n_cores, n_busy, max(0, len(pending) - len(free)))
-            for s in free:  # the grant is set before a task reaches its worker
-                if pending:
-                    s.send(pending.popleft())
+                n_busy = sum(s.task is not None for s in slots) + len(starting)
+                grant.value = granted(n_cores, n_busy, len(pending))
+            for s, task in starting:  # after the grant: a task starts on its worker's threads
+                s.send(task)
             busy = [s for s in slots if s.task]
             wait([s.conn for s in busy] + [s.proc.sentinel for s in busy], timeout=0.5)
             for i, s in enumerate(slots):

@@ -1,15 +1,37 @@
-"""Torch threads of a pool worker, granted by the pool's parent while the worker runs: one
-each while tasks wait, the idle cores shared among the busy workers once none do (so a run's
-last hard point gets the whole machine). Long loops call ``take_granted`` between steps."""
+"""Torch's intra-op threads: every core for a process without a pool; in a pool worker, the
+count the pool's parent grants while the worker runs: one each while tasks wait, the idle
+cores shared among the busy workers once none do (so a run's last hard point gets the
+machine). Long loops call ``take_granted`` between steps."""
 
 from __future__ import annotations
+
+import os
 
 _GRANT = None  # a shared multiprocessing integer in a pool worker; None elsewhere
 
 
+def cores() -> int:
+    """The cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def one_process_threads() -> None:
+    """No pool: torch's intra-op threads take every core, where each pool worker starts on one
+    (a lone branch-and-bound tree on 2 cores explores about twice the domains)."""
+    import torch
+
+    torch.set_num_threads(cores())
+
+
 def hold_grant(shared) -> None:
-    """A pool worker: read its thread count from ``shared`` (written by the parent)."""
+    """A pool worker: one torch thread, then the count the parent writes to ``shared``."""
     global _GRANT
+    import torch
+
+    torch.set_num_threads(1)
     _GRANT = shared
 
 

@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from fkdverify.pool import PoolTask, cached, cores, one_process_threads, run_pool
+from fkdverify.pool import PoolTask, cached, run_pool
+from fkdverify.threads import cores, one_process_threads
 
 
 def square(x):
@@ -48,7 +49,6 @@ def waits_for_cores(seconds):
     """The threads at the start, and once the other worker's task is done (or ``seconds``)."""
     import torch
 
-    from fkdverify.pool import cores
     from fkdverify.threads import take_granted
 
     take_granted()

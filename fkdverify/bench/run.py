@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..pool import Failure, PoolTask, cores, run_pool
+from ..pool import Failure, PoolTask, run_pool
 from ..results import CsvWriter, check_own, check_sidecar, finished, write_sidecar
+from ..threads import cores
 from .execute import BENCH_COLUMNS, config, run_job
 from .grid import load_grid
 from .jobs import Job, failed_rows, make_jobs

@@ -15,7 +15,7 @@ from ..data import Dataset, infer_dataset, load_or_download, parse_indices
 from ..errors import InputError
 from ..net.normalise import load_normalised
 from ..net.product import check_pair
-from ..pool import GRACE_S, Failure, PoolTask, cached, cores, one_process_threads, run_pool
+from ..pool import GRACE_S, Failure, PoolTask, cached, run_pool
 from ..results import (
     COLUMNS,
     CsvWriter,
@@ -25,6 +25,7 @@ from ..results import (
     result_of,
     write_sidecar,
 )
+from ..threads import cores, one_process_threads
 from ..words import (
     CLASS_MODES,
     MILP_METHODS,

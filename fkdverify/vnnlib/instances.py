@@ -9,8 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import FkdError, InputError
-from ..pool import GRACE_S, Failure, PoolTask, cached, one_process_threads, run_pool
+from ..pool import GRACE_S, Failure, PoolTask, cached, run_pool
 from ..results import CsvWriter, check_own, check_sidecar, finished, write_sidecar
+from ..threads import one_process_threads
 from ..words import SpecResult
 from .verify import SAT, VerifyOptions, cex_text
 

@@ -24,7 +24,7 @@ def test_zero_workers_is_one_per_core_and_a_negative_count_is_refused():
     import pytest
 
     from fkdverify.errors import InputError
-    from fkdverify.pool import cores
+    from fkdverify.threads import cores
 
     assert config("milp", workers=0).n_workers == cores()
     assert config("alpha-crown", workers=0).batch_size(30) == -(-30 // cores())
